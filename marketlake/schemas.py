@@ -21,6 +21,18 @@ EVENT_PARTITION_COLUMNS: Final = ("date",)
 
 _KEYS: Final = {"exchange": pl.String, "symbol": pl.String, "date": pl.Date}
 
+RAW_TRADES: Final = pl.Schema(
+    {
+        "trade_id": pl.Int64,
+        "price": pl.Float64,
+        "qty": pl.Float64,
+        "quote_qty": pl.Float64,
+        "ts": UTC_US,
+        "is_buyer_maker": pl.Boolean,
+    }
+)
+"""Trades as every exchange parser returns them, before lake keys and lineage are added."""
+
 TRADES: Final = pl.Schema(
     {
         **_KEYS,
