@@ -17,7 +17,6 @@ from typing import Any
 
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
 
 PartitionValues = Mapping[str, str | dt.date]
 
@@ -126,12 +125,9 @@ class Lake:
         A table that was never written reads as empty with `schema` (when given), so the
         first run of a downstream job sees "no rows", not an error.
         """
-        try:
-            lazy = pl.scan_delta(self.table_uri(table), storage_options=self._options())
-        except TableNotFoundError:
-            if schema is None:
-                raise
+        if schema is not None and not self.exists(table):
             return pl.LazyFrame(schema=schema)
+        lazy = pl.scan_delta(self.table_uri(table), storage_options=self._options())
         if partition:
             lazy = lazy.filter(partition_filter(partition))
         return lazy

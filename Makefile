@@ -1,0 +1,33 @@
+# Every target installs what it needs (uv, then the locked environment) before it runs.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(HOME)/.local/bin/uv
+endif
+
+.PHONY: demo test ui sim lint format bench setup
+
+setup:
+	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --quiet --user uv
+	@$(UV) sync --frozen --quiet
+
+demo: setup  ## simulator -> backfill -> stream -> compact -> aggregate, then a summary
+	@$(UV) run --frozen marketlake demo
+
+test: setup  ## the whole test suite, offline
+	@$(UV) run --frozen pytest
+
+ui: setup  ## Dagster UI + daemon on http://127.0.0.1:3000, beside the simulator
+	@$(UV) run --frozen marketlake ui
+
+sim: setup  ## the local exchange simulator on http://127.0.0.1:8765
+	@$(UV) run --frozen marketlake sim --port 8765
+
+lint: setup
+	@$(UV) run --frozen ruff check . && $(UV) run --frozen ruff format --check .
+
+format: setup
+	@$(UV) run --frozen ruff check --fix . && $(UV) run --frozen ruff format .
+
+bench: setup  ## speed measurements; rewrites benchmarks/RESULTS.md
+	@$(UV) run --frozen python -m benchmarks

@@ -1,0 +1,169 @@
+"""The `marketlake` command.
+
+`backfill` (and `build`) drive the same Dagster assets the UI does, in-process, against the
+same Dagster instance (`$DAGSTER_HOME`, default `./.dagster_home`), so a run started here
+shows in the UI like any other. Arguments are validated before anything is fetched or
+written: a bad symbol, date or range exits with status 2 and a message naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from marketlake.schemas import InvalidSymbolError, parse_symbols
+from orchestration.errors import UsageError
+
+console = Console(stderr=True)
+out = Console()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except (UsageError, InvalidSymbolError) as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="marketlake",
+        description="Crypto market data into Delta Lake, orchestrated by Dagster.",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="load historic trades for symbols x days through the trades_history asset",
+        description="Load historic trades (archive, REST fallback) for every symbol x day.",
+    )
+    backfill.add_argument("symbols", nargs="+", help="BTCUSDT,ETHUSDT or BTCUSDT ETHUSDT")
+    backfill.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD")
+    backfill.add_argument("--end", type=_date, help="last day, inclusive (default: --start)")
+    backfill.add_argument(
+        "--source",
+        choices=("auto", "archive", "rest"),
+        default="auto",
+        help="auto: the archive, REST when the archive has no file for the day",
+    )
+    backfill.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
+    backfill.set_defaults(run=_run_backfill)
+
+    symbols = commands.add_parser("symbols", help="list or add the symbols partitions")
+    symbols.add_argument("action", choices=("list", "add"))
+    symbols.add_argument("symbols", nargs="*")
+    symbols.set_defaults(run=_run_symbols)
+
+    sim = commands.add_parser("sim", help="run the local exchange simulator on 127.0.0.1")
+    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--trades-per-day", type=int, default=None)
+    sim.add_argument("--seed", type=int, default=None)
+    sim.set_defaults(run=_run_sim)
+
+    ui = commands.add_parser(
+        "ui", help="start the Dagster UI and daemon (with the simulator unless URLs are set)"
+    )
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--sim-port", type=int, default=8765)
+    ui.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
+    ui.set_defaults(run=_run_ui)
+
+    demo = commands.add_parser(
+        "demo", help="simulator -> backfill -> stream -> compact -> aggregate, then a summary"
+    )
+    demo.add_argument("--lake", default="./lake")
+    demo.add_argument("--symbols", default="BTCUSDT,ETHUSDT")
+    demo.add_argument("--start", type=_date, default=dt.date(2024, 3, 1))
+    demo.add_argument("--days", type=int, default=3)
+    demo.set_defaults(run=_run_demo)
+    return parser
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"malformed date {text!r}: expected YYYY-MM-DD") from None
+
+
+# --- shared set-up ----------------------------------------------------------------------------
+
+
+def _settings(lake: str | None):
+    from orchestration.settings import Settings
+
+    settings = Settings.from_env()
+    return dataclasses.replace(settings, lake=lake) if lake else settings
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def _run_backfill(args: argparse.Namespace) -> int:
+    from orchestration.runner import backfill
+
+    symbols = parse_symbols(args.symbols)
+    end = args.end or args.start
+    settings = _settings(args.lake)
+    report = backfill(settings, symbols, args.start, end, source=args.source, console=console)
+    report.print(out)
+    return 0 if report.ok else 1
+
+
+def _run_symbols(args: argparse.Namespace) -> int:
+    from orchestration.runner import add_symbols, instance
+
+    if args.action == "list":
+        from orchestration.partitions import symbol_partitions
+
+        for symbol in sorted(instance().get_dynamic_partitions(symbol_partitions.name)):
+            out.print(symbol)
+        return 0
+    symbols = parse_symbols(args.symbols)
+    added = add_symbols(_settings(None), symbols)
+    out.print(f"added: {', '.join(added) or 'nothing new'}")
+    return 0
+
+
+def _run_sim(args: argparse.Namespace) -> int:
+    from orchestration.runner import serve_simulator
+
+    serve_simulator(args.port, trades_per_day=args.trades_per_day, seed=args.seed)
+    return 0
+
+
+def _run_ui(args: argparse.Namespace) -> int:
+    from orchestration.runner import run_ui
+
+    return run_ui(ui_port=args.port, sim_port=args.sim_port, lake=args.lake)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from orchestration.demo import run_demo
+
+    return run_demo(
+        lake=args.lake,
+        symbols=parse_symbols([args.symbols]),
+        start=args.start,
+        days=args.days,
+        console=console,
+        out=out,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""Driving the Dagster assets in-process, for the CLI, the demo and the benchmarks."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestration.errors import UsageError
+from orchestration.partitions import partition_keys, symbol_partitions
+from orchestration.settings import Settings
+
+#: In-process runs log warnings and errors only; progress is the progress bar's job.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def dagster_home() -> Path:
+    """`$DAGSTER_HOME`, defaulting to `./.dagster_home`, so the CLI and the UI share runs."""
+    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def instance() -> dg.DagsterInstance:
+    dagster_home()
+    return dg.DagsterInstance.get()
+
+
+def add_symbols(settings: Settings, symbols: Sequence[str]) -> list[str]:
+    """Add `symbols` to the symbol partitions after checking Binance lists them."""
+    from marketlake.exchanges.binance.endpoints import BinanceEndpoints
+
+    endpoints = BinanceEndpoints(settings.binance_archive_url, settings.binance_rest_url)
+    listed = endpoints.rest().symbols()
+    unknown = [symbol for symbol in symbols if symbol not in listed]
+    if unknown:
+        raise UsageError(
+            f"not listed on Binance ({settings.binance_rest_url}): {', '.join(unknown)}"
+        )
+    current = instance()
+    existing = set(current.get_dynamic_partitions(symbol_partitions.name))
+    new = [symbol for symbol in symbols if symbol not in existing]
+    if new:
+        current.add_dynamic_partitions(symbol_partitions.name, new)
+    return new
+
+
+@dataclass
+class PartitionOutcome:
+    key: str
+    ok: bool
+    seconds: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    checks_passed: int = 0
+    checks_failed: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class BackfillReport:
+    outcomes: list[PartitionOutcome]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok and not o.checks_failed for o in self.outcomes)
+
+    def print(self, console: Console) -> None:
+        table = Table(title="trades_history backfill", title_justify="left")
+        for column in ("partition", "rows", "first id", "last id", "vwap", "source", "checks", "s"):
+            table.add_column(
+                column, justify="left" if column in ("partition", "source") else "right"
+            )
+        for o in self.outcomes:
+            m = o.metadata
+            checks = (
+                f"{o.checks_passed} passed"
+                if not o.checks_failed
+                else f"[red]failed: {', '.join(o.checks_failed)}[/]"
+            )
+            if not o.ok:
+                table.add_row(
+                    o.key, "-", "-", "-", "-", "-", f"[red]{o.error}[/]", f"{o.seconds:.2f}"
+                )
+                continue
+            table.add_row(
+                o.key,
+                f"{m.get('rows', 0):,}",
+                str(m.get("first_trade_id", "-")),
+                str(m.get("last_trade_id", "-")),
+                f"{m['vwap']:.4f}" if m.get("vwap") is not None else "-",
+                str(m.get("source", "-")),
+                checks,
+                f"{o.seconds:.2f}",
+            )
+        console.print(table)
+        rows = sum(o.metadata.get("rows", 0) for o in self.outcomes)
+        failed = [o.key for o in self.outcomes if not o.ok]
+        console.print(
+            f"{len(self.outcomes)} partitions, {rows:,} rows in {self.seconds:.1f}s"
+            + (f"; [red]{len(failed)} failed[/]" if failed else "")
+        )
+
+
+def validate_range(settings: Settings, start: dt.date, end: dt.date) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    if end < start:
+        raise UsageError(f"--end {end} is before --start {start}")
+    if start < settings.start_date:
+        raise UsageError(
+            f"--start {start} is before the first partition day {settings.start_date} "
+            "(set MARKETLAKE_START_DATE to go further back)"
+        )
+    if end >= today:
+        raise UsageError(f"{end} is not a complete UTC day yet (today is {today})")
+
+
+def backfill(
+    settings: Settings,
+    symbols: Sequence[str],
+    start: dt.date,
+    end: dt.date,
+    *,
+    source: str = "auto",
+    console: Console | None = None,
+) -> BackfillReport:
+    """Materialize `trades_history` for symbols x [start, end], one run per partition."""
+    from assets.trades_history import build_trades_history
+    from orchestration.partitions import instrument_day_partitions
+    from orchestration.resources import build_resources
+
+    validate_range(settings, start, end)
+    add_symbols(settings, symbols)
+    asset = build_trades_history(instrument_day_partitions(settings.start_date), source=source)
+    resources = build_resources(settings)
+    current = instance()
+    keys = partition_keys(symbols, start, end)
+    outcomes: list[PartitionOutcome] = []
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[current]}"),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("backfill", total=len(keys), current="")
+        for key in keys:
+            progress.update(task, current=key)
+            outcomes.append(_materialize(asset, key, resources, current))
+            progress.advance(task)
+    return BackfillReport(outcomes, time.perf_counter() - started)
+
+
+def _materialize(
+    asset: dg.AssetsDefinition, key: str, resources: dict, current: dg.DagsterInstance
+) -> PartitionOutcome:
+    started = time.perf_counter()
+    result = dg.materialize(
+        [asset],
+        partition_key=key,
+        resources=resources,
+        instance=current,
+        raise_on_error=False,
+        run_config=QUIET_RUN_CONFIG,
+        tags={"marketlake/launched_by": "cli"},
+    )
+    seconds = time.perf_counter() - started
+    if not result.success:
+        failures = result.get_step_failure_events()
+        message = failures[0].step_failure_data.error.message.strip() if failures else "failed"
+        return PartitionOutcome(key, ok=False, seconds=seconds, error=message.splitlines()[0])
+    materialization = result.asset_materializations_for_node(asset.op.name)[0]
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    evaluations = result.get_asset_check_evaluations()
+    return PartitionOutcome(
+        key,
+        ok=True,
+        seconds=seconds,
+        metadata=metadata,
+        checks_passed=sum(e.passed for e in evaluations),
+        checks_failed=[e.check_name for e in evaluations if not e.passed],
+    )
+
+
+# --- long-running helpers -----------------------------------------------------------------------
+
+
+def serve_simulator(
+    port: int, *, trades_per_day: int | None = None, seed: int | None = None
+) -> None:
+    from marketlake.simulator.data import SimConfig
+    from marketlake.simulator.server import run
+
+    overrides = {
+        k: v for k, v in {"trades_per_day": trades_per_day, "seed": seed}.items() if v is not None
+    }
+    run(port=port, config=dataclasses.replace(SimConfig(), **overrides))
+
+
+def run_ui(*, ui_port: int, sim_port: int, lake: str | None) -> int:
+    """`dagster dev` on 127.0.0.1 with workspace.yaml, beside the simulator when no URL is set.
+
+    The webserver and daemon share `$DAGSTER_HOME` with the CLI, so CLI runs show up too.
+    """
+    from marketlake.simulator.data import SimConfig
+    from marketlake.simulator.server import Simulator
+
+    env = dict(os.environ)
+    env["DAGSTER_HOME"] = str(dagster_home())
+    if lake:
+        env["MARKETLAKE_LAKE"] = lake
+    root = Path(__file__).resolve().parent.parent
+    use_sim = not env.get("MARKETLAKE_BINANCE_REST_URL")
+    simulator = Simulator(SimConfig(), port=sim_port) if use_sim else None
+    if simulator is not None:
+        simulator.start()
+        for name in ("MARKETLAKE_BINANCE_ARCHIVE_URL", "MARKETLAKE_BINANCE_REST_URL"):
+            env[name] = simulator.base_url
+        print(f"exchange simulator on {simulator.base_url}")
+    print(f"Dagster UI on http://127.0.0.1:{ui_port} (Ctrl-C stops it)")
+    command = [
+        sys.executable, "-m", "dagster", "dev",
+        "-h", "127.0.0.1", "-p", str(ui_port), "-w", str(root / "workspace.yaml"),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env, cwd=root)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        return process.wait()
+    finally:
+        if simulator is not None:
+            simulator.stop()

@@ -1,0 +1,93 @@
+"""Every setting marketlake reads from the environment, read in this one place.
+
+Definitions are a function of a `Settings` value (`build_definitions(settings)`), so tests
+build them with a temporary lake and a simulator instead of patching the environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from marketlake.exchanges.binance.endpoints import ARCHIVE_URL, REST_URL, WS_URL
+from marketlake.schemas import parse_symbols
+
+COINBASE_WS_URL = "wss://advanced-trade-ws.coinbase.com"
+
+#: The environment variables, with what each one sets (the README's table is made from this).
+ENVIRONMENT = {
+    "MARKETLAKE_LAKE": "lake root: a local path or s3://bucket/prefix (default ./lake)",
+    "MARKETLAKE_BINANCE_ARCHIVE_URL": f"Binance public archive (default {ARCHIVE_URL})",
+    "MARKETLAKE_BINANCE_REST_URL": f"Binance REST API (default {REST_URL})",
+    "MARKETLAKE_BINANCE_WS_URL": f"Binance websocket (default {WS_URL})",
+    "MARKETLAKE_COINBASE_WS_URL": f"Coinbase Advanced Trade websocket (default {COINBASE_WS_URL})",
+    "MARKETLAKE_REST_WEIGHT_LIMIT": "REST request weight allowed per minute (default 6000)",
+    "MARKETLAKE_START_DATE": "first day of the daily partitions (default 2024-01-01)",
+    "MARKETLAKE_SYMBOLS": "symbols the partitions start with (default BTCUSDT,ETHUSDT)",
+    "MARKETLAKE_S3_ENDPOINT": "S3-compatible endpoint URL for an s3:// lake (AWS when unset)",
+    "MARKETLAKE_S3_REGION": "S3 region (default us-east-1)",
+    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY": "S3 credentials, read by the object store",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    lake: str = "./lake"
+    lake_storage_options: Mapping[str, str] = field(default_factory=dict)
+    binance_archive_url: str = ARCHIVE_URL
+    binance_rest_url: str = REST_URL
+    binance_ws_url: str = WS_URL
+    coinbase_ws_url: str = COINBASE_WS_URL
+    rest_weight_limit: int = 6000
+    start_date: dt.date = dt.date(2024, 1, 1)
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from `env` (default: the process environment); errors name the variable."""
+        env = os.environ if env is None else env
+        defaults = cls()
+
+        def get(name: str, default: str) -> str:
+            value = env.get(name, "").strip()
+            return value or default
+
+        try:
+            start_date = dt.date.fromisoformat(
+                get("MARKETLAKE_START_DATE", str(defaults.start_date))
+            )
+        except ValueError as error:
+            raise ValueError(f"MARKETLAKE_START_DATE: {error}") from error
+        try:
+            weight_limit = int(get("MARKETLAKE_REST_WEIGHT_LIMIT", str(defaults.rest_weight_limit)))
+        except ValueError as error:
+            raise ValueError(f"MARKETLAKE_REST_WEIGHT_LIMIT must be an integer: {error}") from error
+        symbols = tuple(parse_symbols([get("MARKETLAKE_SYMBOLS", ",".join(defaults.symbols))]))
+        lake = get("MARKETLAKE_LAKE", defaults.lake)
+        return cls(
+            lake=lake,
+            lake_storage_options=s3_storage_options(env) if lake.startswith("s3://") else {},
+            binance_archive_url=get("MARKETLAKE_BINANCE_ARCHIVE_URL", defaults.binance_archive_url),
+            binance_rest_url=get("MARKETLAKE_BINANCE_REST_URL", defaults.binance_rest_url),
+            binance_ws_url=get("MARKETLAKE_BINANCE_WS_URL", defaults.binance_ws_url),
+            coinbase_ws_url=get("MARKETLAKE_COINBASE_WS_URL", defaults.coinbase_ws_url),
+            rest_weight_limit=weight_limit,
+            start_date=start_date,
+            symbols=symbols,
+        )
+
+
+def s3_storage_options(env: Mapping[str, str]) -> dict[str, str]:
+    """deltalake object-store options for an S3 (or S3-compatible, on loopback) lake."""
+    options = {"AWS_REGION": env.get("MARKETLAKE_S3_REGION", "us-east-1")}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        if env.get(name):
+            options[name] = env[name]
+    endpoint = env.get("MARKETLAKE_S3_ENDPOINT", "").strip()
+    if endpoint:
+        options["AWS_ENDPOINT_URL"] = endpoint
+        if endpoint.startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    return options

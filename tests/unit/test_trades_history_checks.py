@@ -1,0 +1,88 @@
+"""Every check against the real archive rows, clean and deliberately broken."""
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from assets.trade_transforms import with_lake_keys
+from assets.trades_history_checks import check_frame, history_checks
+from marketlake.exchanges.binance.parsing import parse_trades_csv
+from marketlake.quality import run_checks
+
+DAY = dt.date(2025, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def clean(real_samples) -> pl.DataFrame:
+    raw = parse_trades_csv(real_samples / "binance_vision" / "BTCUSDT-trades-2025-01-01.head.csv")
+    return with_lake_keys(
+        raw,
+        exchange="binance",
+        symbol="BTCUSDT",
+        date=DAY,
+        source="archive",
+        ingested_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    )
+
+
+def failed_checks(frame: pl.DataFrame, archive_lines: int | None = 210) -> dict[str, int]:
+    outcomes = run_checks(check_frame(frame), history_checks(DAY, archive_lines))
+    return {o.name: o.failing_rows for o in outcomes if not o.passed}
+
+
+def test_the_real_archive_rows_pass_every_check(clean):
+    assert failed_checks(clean) == {}
+
+
+def test_a_gap_fails_only_the_contiguity_check(clean):
+    holed = clean.filter(pl.col("trade_id") != 4359935400)
+    assert failed_checks(holed, archive_lines=209) == {"trade_ids_contiguous": 1}
+
+
+def test_a_duplicate_fails_the_uniqueness_check(clean):
+    doubled = pl.concat([clean, clean.head(1)])
+    assert "trade_ids_unique" in failed_checks(doubled, archive_lines=211)
+
+
+def test_a_negative_price_fails_the_positivity_check_and_names_the_value(clean):
+    broken = clean.with_columns(
+        price=pl.when(pl.col("trade_id") == 4359935390).then(-1.0).otherwise(pl.col("price"))
+    )
+    failures = failed_checks(broken)
+    assert failures["prices_and_sizes_positive"] == 1
+    outcome = next(
+        o
+        for o in run_checks(check_frame(broken), history_checks(DAY, 210))
+        if o.name == "prices_and_sizes_positive"
+    )
+    assert outcome.metadata["failures"]["ExpectColumnValuesToBeBetween(price)"]["sample"] == [-1.0]
+
+
+def test_a_trade_outside_the_utc_day_fails_the_day_check(clean):
+    late = clean.with_columns(
+        ts=pl.when(pl.col("trade_id") == 4359935500)
+        .then(pl.lit(dt.datetime(2025, 1, 2, 0, 0, 0, 1, tzinfo=dt.UTC)))
+        .otherwise(pl.col("ts"))
+    )
+    assert failed_checks(late) == {"ts_inside_partition_day": 1}
+
+
+def test_a_quote_quantity_off_by_a_cent_warns(clean):
+    off = clean.with_columns(
+        quote_qty=pl.when(pl.col("trade_id") == 4359935386)
+        .then(pl.col("quote_qty") + 0.01)
+        .otherwise(pl.col("quote_qty"))
+    )
+    assert failed_checks(off) == {"quote_qty_is_price_times_qty": 1}
+
+
+def test_a_null_fails_the_null_check(clean):
+    nulled = clean.with_columns(
+        qty=pl.when(pl.col("trade_id") == 4359935386).then(None).otherwise(pl.col("qty"))
+    )
+    assert "no_nulls" in failed_checks(nulled)
+
+
+def test_archive_rows_must_match_the_archive_line_count(clean):
+    assert failed_checks(clean, archive_lines=211) == {"row_count_matches_archive": 0}
