@@ -6,7 +6,6 @@ written. `load_partition` knows nothing of Dagster, so the CLI, tests and benchm
 the same code the UI does.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import time

@@ -184,8 +184,8 @@ def _materialize(
     seconds = time.perf_counter() - started
     if not result.success:
         failures = result.get_step_failure_events()
-        message = failures[0].step_failure_data.error.message.strip() if failures else "failed"
-        return PartitionOutcome(key, ok=False, seconds=seconds, error=message.splitlines()[0])
+        message = root_cause(failures[0].step_failure_data.error) if failures else "failed"
+        return PartitionOutcome(key, ok=False, seconds=seconds, error=message)
     materialization = result.asset_materializations_for_node(asset.op.name)[0]
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     evaluations = result.get_asset_check_evaluations()
@@ -197,6 +197,13 @@ def _materialize(
         checks_passed=sum(e.passed for e in evaluations),
         checks_failed=[e.check_name for e in evaluations if not e.passed],
     )
+
+
+def root_cause(error: Any) -> str:
+    """The error the asset raised (under Dagster's wrappers), as `Type: message` on one line."""
+    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+        error = error.cause
+    return " ".join(error.message.split())
 
 
 # --- long-running helpers -----------------------------------------------------------------------

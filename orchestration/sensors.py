@@ -1,6 +1,5 @@
 """Sensors: keep the symbol partitions in step with configuration and the exchange."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from marketlake.exchanges.binance.archive import BinanceArchive
-from marketlake.exchanges.binance.rest import BinanceRest
+from marketlake.exchanges.binance.archive import ARCHIVE_URL, BinanceArchive
+from marketlake.exchanges.binance.rest import REST_URL, BinanceRest
 
-ARCHIVE_URL = "https://data.binance.vision"
-REST_URL = "https://api.binance.com"
 WS_URL = "wss://stream.binance.com:9443"
 
 

@@ -1,0 +1,166 @@
+"""`trades_history` through Dagster's own execution, against the simulator on loopback."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from marketlake.lake import Lake
+from marketlake.simulator.data import SimConfig
+from marketlake.simulator.server import Simulator
+from orchestration.definitions import build_definitions
+from orchestration.runner import root_cause
+from orchestration.settings import Settings
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DAY = dt.date(2024, 3, 1)
+RAW_COLUMNS = ["trade_id", "price", "qty", "quote_qty", "ts", "is_buyer_maker"]
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with Simulator(SimConfig(trades_per_day=4_000, symbols=SYMBOLS)) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def world(sim, tmp_path):
+    sim.reset()
+    settings = dataclasses.replace(
+        Settings(),
+        lake=str(tmp_path / "lake"),
+        binance_archive_url=sim.base_url,
+        binance_rest_url=sim.base_url,
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("symbols", list(SYMBOLS))
+    return World(sim, Lake(settings.lake), build_definitions(settings), instance)
+
+
+@dataclasses.dataclass
+class World:
+    sim: Simulator
+    lake: Lake
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+
+    def run(self, *keys: str) -> dg.ExecuteInProcessResult:
+        job = self.defs.get_job_def("trades_history_job")
+        tags = {}
+        if len(keys) > 1:
+            tags = {
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            }
+        return job.execute_in_process(
+            partition_key=keys[0] if len(keys) == 1 else None,
+            instance=self.instance,
+            raise_on_error=False,
+            tags=tags,
+        )
+
+    def rows(self, symbol: str, date: dt.date) -> pl.DataFrame:
+        return (
+            self.lake.scan("trades_history", symbol=symbol, date=date).collect().sort("trade_id")
+        )
+
+    def truth(self, symbol: str, date: dt.date) -> pl.DataFrame:
+        return self.sim.ground_truth(symbol, date).sort("trade_id")
+
+
+def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    return root_cause(result.get_step_failure_events()[0].step_failure_data.error)
+
+
+def test_two_symbols_by_two_days_land_exactly_the_exchanges_trades(world):
+    keys = [f"{day}|{symbol}" for symbol in SYMBOLS for day in ("2024-03-01", "2024-03-02")]
+    for key in keys:
+        result = world.run(key)
+        assert result.success
+        assert all(checks(result).values()), checks(result)
+    for symbol in SYMBOLS:
+        for date in (DAY, DAY + dt.timedelta(days=1)):
+            landed = world.rows(symbol, date)
+            assert landed.select(RAW_COLUMNS).equals(world.truth(symbol, date))
+            assert landed["source"].unique().to_list() == ["archive"]
+
+
+def test_materializing_a_partition_twice_leaves_the_same_rows(world):
+    world.run(f"{DAY}|BTCUSDT")
+    first = world.rows("BTCUSDT", DAY).drop("ingested_at")
+    world.run(f"{DAY}|BTCUSDT")
+    assert world.rows("BTCUSDT", DAY).drop("ingested_at").equals(first)
+
+
+def test_materialization_metadata_describes_the_partition(world):
+    result = world.run(f"{DAY}|ETHUSDT")
+    metadata = result.asset_materializations_for_node("trades_history")[0].metadata
+    truth = world.truth("ETHUSDT", DAY)
+    assert metadata["rows"].value == truth.height
+    assert metadata["first_trade_id"].value == truth["trade_id"].min()
+    assert metadata["last_trade_id"].value == truth["trade_id"].max()
+    assert metadata["vwap"].value == pytest.approx(
+        (truth["price"] * truth["qty"]).sum() / truth["qty"].sum()
+    )
+    assert metadata["source"].value == "archive"
+    assert metadata["bytes_downloaded"].value > 0
+
+
+@pytest.mark.parametrize("fault", ["wrong_checksum", "corrupt_zip", "truncated_csv"])
+def test_a_damaged_archive_fails_the_partition_and_leaves_the_table_unchanged(world, fault):
+    world.run(f"{DAY}|BTCUSDT")
+    before = world.rows("BTCUSDT", DAY)
+    version = world.lake.version("trades_history")
+    getattr(world.sim.faults, fault).add(("BTCUSDT", DAY))
+    result = world.run(f"{DAY}|BTCUSDT")
+    assert not result.success
+    assert "BTCUSDT-trades-2024-03-01.zip" in failure_message(result)
+    assert world.lake.version("trades_history") == version
+    assert world.rows("BTCUSDT", DAY).equals(before)
+
+
+def test_a_day_missing_from_the_archive_falls_back_to_rest(world):
+    world.sim.faults.unpublished.add(("ETHUSDT", DAY))
+    result = world.run(f"{DAY}|ETHUSDT")
+    assert result.success, failure_message(result)
+    landed = world.rows("ETHUSDT", DAY)
+    assert landed.select(RAW_COLUMNS).equals(world.truth("ETHUSDT", DAY))
+    assert landed["source"].unique().to_list() == ["rest"]
+    assert checks(result)["row_count_matches_archive"]
+
+
+def test_holes_in_an_archive_day_are_filled_from_rest_before_the_write(world):
+    first = world.truth("BTCUSDT", DAY)["trade_id"].min()
+    holes = [(first + 100, first + 149), (first + 1000, first + 1000)]
+    world.sim.faults.archive_gaps[("BTCUSDT", DAY)] = holes
+    result = world.run(f"{DAY}|BTCUSDT")
+    assert result.success
+    assert all(checks(result).values()), checks(result)
+    landed = world.rows("BTCUSDT", DAY)
+    assert landed.select(RAW_COLUMNS).equals(world.truth("BTCUSDT", DAY))
+    assert landed.filter(pl.col("source") == "rest").height == 51
+    metadata = result.asset_materializations_for_node("trades_history")[0].metadata
+    assert metadata["gaps_found"].value == 2
+    assert metadata["rows_filled_from_rest"].value == 51
+
+
+def test_a_batch_run_records_every_partitions_checks(world):
+    keys = ["2024-03-01|BTCUSDT", "2024-03-02|ETHUSDT"]
+    result = world.run(*keys)
+    assert result.success
+    partitions = {
+        e.partition for e in result.get_asset_check_evaluations() if e.partition is not None
+    }
+    assert partitions == {
+        "2024-03-01|BTCUSDT", "2024-03-01|ETHUSDT", "2024-03-02|BTCUSDT", "2024-03-02|ETHUSDT"
+    }  # fmt: skip
+    for symbol in SYMBOLS:
+        assert world.rows(symbol, dt.date(2024, 3, 2)).height == 4_000
