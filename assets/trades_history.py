@@ -6,7 +6,6 @@ written. `load_partition` knows nothing of Dagster, so the CLI, tests and benchm
 the same code the UI does.
 """
 
-
 import datetime as dt
 import time
 from dataclasses import dataclass, field
@@ -14,9 +13,14 @@ from typing import Any, Literal
 
 import dagster as dg
 import polars as pl
-from marketlake.exchanges.binance.archive import ArchiveNotPublished, BinanceArchive
-from marketlake.exchanges.binance.rest import BinanceRest
 
+from assets.partitioned import (
+    CheckDef,
+    PartitionKey,
+    PartitionResult,
+    check_specs,
+    materialize_partitions,
+)
 from assets.trade_transforms import (
     count_ids,
     fill_from,
@@ -24,9 +28,16 @@ from assets.trade_transforms import (
     summarize,
     with_lake_keys,
 )
-from assets.trades_history_checks import CHECK_DESCRIPTIONS, check_frame, history_checks
+from assets.trades_history_checks import (
+    CHECK_DESCRIPTIONS,
+    WARN_CHECKS,
+    check_frame,
+    history_checks,
+)
 from marketlake import schemas
+from marketlake.exchanges.binance.archive import ArchiveNotPublished, BinanceArchive
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
+from marketlake.exchanges.binance.rest import BinanceRest
 from marketlake.lake import Lake
 from marketlake.quality import CheckOutcome, run_checks
 
@@ -169,33 +180,31 @@ def _with_gap_report(outcome: CheckOutcome, load: PartitionLoad) -> CheckOutcome
 
 # --- Dagster wiring ---------------------------------------------------------------------------
 
-#: Partitions per run in a backfill: a month of one symbol (or a week of four) per process,
-#: so a year x 50 symbols is ~600 runs, not 18,000.
+#: Partitions per run in a backfill: a month of one symbol per process, so a year x 50
+#: symbols is ~600 runs, not 18,000.
 PARTITIONS_PER_RUN = 30
 
+CHECKS = [
+    CheckDef(name, description, "WARN" if name in WARN_CHECKS else "ERROR")
+    for name, description in CHECK_DESCRIPTIONS.items()
+]
 
-def build_trades_history(
-    partitions_def: dg.MultiPartitionsDefinition, source: SourceMode = "auto"
-) -> dg.AssetsDefinition:
+
+class HistoryConfig(dg.Config):
+    """Run configuration: where the trades come from."""
+
+    source: SourceMode = "auto"
+
+
+def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefinition:
     """The `trades_history` asset over `partitions_def` (date x symbol)."""
-    check_specs = [
-        dg.AssetCheckSpec(
-            name,
-            asset=TABLE,
-            description=description,
-            blocking=name != "quote_qty_is_price_times_qty",
-            partitions_def=partitions_def,
-        )
-        for name, description in CHECK_DESCRIPTIONS.items()
-    ]
 
     @dg.asset(
         name=TABLE,
-        key_prefix=[],
         group_name="history",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
-        check_specs=check_specs,
+        check_specs=check_specs(TABLE, CHECKS, partitions_def),
         kinds={"polars", "deltalake"},
         description=(
             "Historic Binance spot trades per instrument-day, from the public archive "
@@ -205,117 +214,22 @@ def build_trades_history(
     )
     def trades_history(
         context: dg.AssetExecutionContext,
+        config: HistoryConfig,
         lake: dg.ResourceParam[Lake],
         binance: dg.ResourceParam[BinanceEndpoints],
     ):
         archive, rest = binance.archive(), binance.rest()
-        keys = context.partition_keys
-        loads: list[PartitionLoad] = []
-        outcomes_by_key: dict[str, list[CheckOutcome]] = {}
-        for key in keys:
-            date, symbol = split_partition_key(key)
+
+        def work(key: PartitionKey) -> PartitionResult:
             load = load_partition(
-                symbol, date, lake=lake, archive=archive, rest=rest, source=source
+                key.symbol, key.date, lake=lake, archive=archive, rest=rest, source=config.source
             )
-            outcomes_by_key[key] = check_partition(load)
-            loads.append(load)
-            context.log.info(
-                f"{key}: {load.frame.height:,} rows from {load.source} in {load.seconds:.2f}s"
+            return PartitionResult(
+                metadata=load.metadata(),
+                outcomes=check_partition(load),
+                summary=f"{load.frame.height:,} rows from {load.source} in {load.seconds:.2f}s",
             )
-        if len(keys) == 1:
-            yield dg.MaterializeResult(
-                metadata=_dagster_metadata(loads[0].metadata()),
-                check_results=[_check_result(o) for o in outcomes_by_key[keys[0]]],
-            )
-            return
-        # A batch run: each partition's checks are recorded against that partition; the
-        # step's own check outputs then summarize the batch.
-        for key, outcomes in outcomes_by_key.items():
-            for outcome in outcomes:
-                context.log_event(
-                    dg.AssetCheckEvaluation(
-                        asset_key=dg.AssetKey(TABLE),
-                        check_name=outcome.name,
-                        passed=outcome.passed,
-                        severity=dg.AssetCheckSeverity(outcome.severity),
-                        metadata=_dagster_metadata(dict(outcome.metadata)),
-                        partition=key,
-                    )
-                )
-        yield dg.MaterializeResult(
-            metadata={
-                "partitions": len(loads),
-                "rows": sum(load.frame.height for load in loads),
-                "per_partition": dg.MetadataValue.md(_loads_table(loads)),
-            },
-            check_results=[
-                _batch_check_result(name, outcomes_by_key) for name in CHECK_DESCRIPTIONS
-            ],
-        )
+
+        yield from materialize_partitions(context, CHECKS, work)
 
     return trades_history
-
-
-def split_partition_key(key: str) -> tuple[dt.date, str]:
-    """`2024-03-01|BTCUSDT` -> (date, symbol); the date dimension sorts first in Dagster."""
-    try:
-        date_text, symbol = key.split("|")
-        return dt.date.fromisoformat(date_text), symbol
-    except ValueError as error:
-        raise ValueError(f"malformed partition key {key!r}: expected YYYY-MM-DD|SYMBOL") from error
-
-
-def _check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        check_name=outcome.name,
-        passed=outcome.passed,
-        severity=dg.AssetCheckSeverity(outcome.severity),
-        description=outcome.description,
-        metadata=_dagster_metadata({"failing_rows": outcome.failing_rows, **outcome.metadata}),
-    )
-
-
-def _batch_check_result(
-    name: str, outcomes_by_key: dict[str, list[CheckOutcome]]
-) -> dg.AssetCheckResult:
-    failed = [
-        key
-        for key, outcomes in outcomes_by_key.items()
-        for outcome in outcomes
-        if outcome.name == name and not outcome.passed
-    ]
-    severity = "WARN" if name == "quote_qty_is_price_times_qty" else "ERROR"
-    return dg.AssetCheckResult(
-        check_name=name,
-        passed=not failed,
-        severity=dg.AssetCheckSeverity(severity),
-        description=f"{CHECK_DESCRIPTIONS[name]} (batch of {len(outcomes_by_key)} partitions)",
-        metadata={"partitions_checked": len(outcomes_by_key), "failed_partitions": failed[:50]},
-    )
-
-
-def _dagster_metadata(values: dict[str, Any]) -> dict[str, Any]:
-    """Dagster metadata accepts plain scalars; nested values are shown as JSON."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, dict | list):
-            out[key] = dg.MetadataValue.json(value)
-        else:
-            out[key] = value
-    return out
-
-
-def _loads_table(loads: list[PartitionLoad]) -> str:
-    lines = [
-        "| partition | rows | first id | last id | vwap | source |",
-        "|---|---|---|---|---|---|",
-    ]
-    for load in loads:
-        stats = summarize(load.frame)
-        lines.append(
-            f"| {load.date}\\|{load.symbol} | {stats['rows']:,} | {stats.get('first_trade_id')} "
-            f"| {stats.get('last_trade_id')} | {stats.get('vwap', 0):.4f} | {load.source} |"
-        )
-    return "\n".join(lines)

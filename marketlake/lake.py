@@ -132,6 +132,22 @@ class Lake:
             lazy = lazy.filter(partition_filter(partition))
         return lazy
 
+    def compact_partition(self, table: str, partition: PartitionValues) -> dict[str, Any]:
+        """Bin-pack one partition's small files into large ones (one commit; rows unchanged).
+
+        The commit removes only the files it rewrote, so writers appending to the same
+        table meanwhile keep working: Delta's conflict check lets a compaction and a blind
+        append both land.
+        """
+        filters = [(column, "=", _filter_value(v)) for column, v in partition.items()]
+        return self.delta_table(table).optimize.compact(partition_filters=filters)
+
+    def vacuum(self, table: str, retention_hours: int) -> list[str]:
+        """Delete files no version younger than `retention_hours` needs; returns them."""
+        return self.delta_table(table).vacuum(
+            retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False
+        )
+
     def partition_files(self, table: str, partition: PartitionValues) -> list[str]:
         """The data files currently holding `partition` (what compaction reduces)."""
         filters = [(column, "=", _filter_value(v)) for column, v in partition.items()]

@@ -63,6 +63,34 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
     backfill.set_defaults(run=_run_backfill)
 
+    build = commands.add_parser(
+        "build",
+        help="build trades, quotes and every SQL model for symbols x days",
+        description="Materialize the daily assets (trades, quotes, compaction, SQL models).",
+    )
+    build.add_argument("symbols", nargs="+", help="BTCUSDT,ETHUSDT or BTCUSDT ETHUSDT")
+    build.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD")
+    build.add_argument("--end", type=_date, help="last day, inclusive (default: --start)")
+    build.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
+    build.set_defaults(run=_run_build)
+
+    show = commands.add_parser(
+        "show",
+        help="print one instrument-day of a table (bars, spread, summary, trades)",
+        description="Read one instrument-day from the lake and print it.",
+    )
+    show.add_argument("table", choices=("bars", "spread", "summary", "trades"))
+    show.add_argument("symbol")
+    show.add_argument("date", type=_date)
+    show.add_argument("--freq", choices=("1m", "1h", "1d"), default="1m", help="bar size")
+    show.add_argument(
+        "--format", choices=("table", "csv", "json", "parquet"), default="table", dest="fmt"
+    )
+    show.add_argument("--output", help="write to this file instead of standard output")
+    show.add_argument("--limit", type=int, default=None, help="at most this many rows")
+    show.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
+    show.set_defaults(run=_run_show)
+
     symbols = commands.add_parser("symbols", help="list or add the symbols partitions")
     symbols.add_argument("action", choices=("list", "add"))
     symbols.add_argument("symbols", nargs="*")
@@ -122,6 +150,33 @@ def _run_backfill(args: argparse.Namespace) -> int:
     report = backfill(settings, symbols, args.start, end, source=args.source, console=console)
     report.print(out)
     return 0 if report.ok else 1
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from orchestration.runner import build
+
+    symbols = parse_symbols(args.symbols)
+    report = build(
+        _settings(args.lake), symbols, args.start, args.end or args.start, console=console
+    )
+    report.print(out)
+    return 0 if report.ok else 1
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from orchestration.show import show
+
+    return show(
+        _settings(args.lake),
+        table=args.table,
+        symbol=args.symbol,
+        date=args.date,
+        freq=args.freq,
+        fmt=args.fmt,
+        output=args.output,
+        limit=args.limit,
+        out=out,
+    )
 
 
 def _run_symbols(args: argparse.Namespace) -> int:

@@ -1,12 +1,14 @@
 """The one Definitions of marketlake: everything meets here, built from the settings."""
 
-from __future__ import annotations
-
 import dagster as dg
 
+from assets.daily import build_daily_assets
+from assets.live import live_specs
+from assets.sql_models import build_sql_assets
 from assets.trades_history import build_trades_history
 from orchestration.partitions import instrument_day_partitions
 from orchestration.resources import build_resources
+from orchestration.schedules import build_yesterday_schedule
 from orchestration.sensors import build_symbols_sensor
 from orchestration.settings import Settings
 
@@ -14,15 +16,46 @@ from orchestration.settings import Settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = instrument_day_partitions(settings.start_date)
     trades_history = build_trades_history(partitions)
+    daily = build_daily_assets(partitions)
+    models = build_sql_assets(partitions)
+
     history_job = dg.define_asset_job(
         "trades_history_job",
         selection=[trades_history],
         partitions_def=partitions,
         description="Backfill historic trades for the selected instrument-days.",
     )
+    daily_job = dg.define_asset_job(
+        "daily_job",
+        selection=dg.AssetSelection.assets(*daily, *models),
+        partitions_def=partitions,
+        description="Build trades, quotes, compaction and every SQL model for instrument-days.",
+    )
+    history_refresh_job = dg.define_asset_job(
+        "history_refresh_job",
+        selection=dg.AssetSelection.assets(trades_history).downstream(),
+        partitions_def=partitions,
+        description="Load the archive's day and rebuild everything downstream of it.",
+    )
     return dg.Definitions(
-        assets=[trades_history],
-        jobs=[history_job],
+        assets=[trades_history, *daily, *models, *live_specs],
+        jobs=[history_job, daily_job, history_refresh_job],
+        schedules=[
+            build_yesterday_schedule(
+                "daily_schedule",
+                daily_job,
+                "15 0 * * *",
+                "00:15 UTC: yesterday's trades, quotes and SQL models from the live ticks, "
+                "with holes filled from REST.",
+            ),
+            build_yesterday_schedule(
+                "history_schedule",
+                history_refresh_job,
+                "0 6 * * *",
+                "06:00 UTC, once Binance has published yesterday's archive: load it and "
+                "rebuild the daily tables with the archive as the authority.",
+            ),
+        ],
         sensors=[build_symbols_sensor(settings.symbols)],
         resources=build_resources(settings),
     )

@@ -59,19 +59,25 @@ def add_symbols(settings: Settings, symbols: Sequence[str]) -> list[str]:
     return new
 
 
+#: How the build summary orders its columns: the way data flows.
+BUILD_ORDER = ("trades", "quotes", "bars_1m", "bars_1h", "bars_1d", "spread_1m", "daily_summary")
+
+
 @dataclass
 class PartitionOutcome:
     key: str
     ok: bool
     seconds: float
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Materialization metadata per asset name."""
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
     error: str | None = None
 
 
 @dataclass
-class BackfillReport:
+class RunReport:
+    title: str
     outcomes: list[PartitionOutcome]
     seconds: float
 
@@ -80,40 +86,57 @@ class BackfillReport:
         return all(o.ok and not o.checks_failed for o in self.outcomes)
 
     def print(self, console: Console) -> None:
-        table = Table(title="trades_history backfill", title_justify="left")
+        if self.title == "backfill":
+            self._print_history(console)
+        else:
+            self._print_build(console)
+        failed = [o.key for o in self.outcomes if not o.ok]
+        console.print(
+            f"{len(self.outcomes)} partitions in {self.seconds:.1f}s"
+            + (f"; [red]{len(failed)} failed[/]" if failed else "")
+        )
+
+    def _checks(self, o: PartitionOutcome) -> str:
+        if not o.ok:
+            return f"[red]{o.error}[/]"
+        if o.checks_failed:
+            return f"[red]failed: {', '.join(o.checks_failed)}[/]"
+        return f"{o.checks_passed} passed"
+
+    def _print_history(self, console: Console) -> None:
+        table = Table(title="trades_history", title_justify="left")
         for column in ("partition", "rows", "first id", "last id", "vwap", "source", "checks", "s"):
             table.add_column(
                 column, justify="left" if column in ("partition", "source") else "right"
             )
         for o in self.outcomes:
-            m = o.metadata
-            checks = (
-                f"{o.checks_passed} passed"
-                if not o.checks_failed
-                else f"[red]failed: {', '.join(o.checks_failed)}[/]"
-            )
-            if not o.ok:
-                table.add_row(
-                    o.key, "-", "-", "-", "-", "-", f"[red]{o.error}[/]", f"{o.seconds:.2f}"
-                )
-                continue
+            m = o.metadata.get("trades_history", {})
             table.add_row(
                 o.key,
-                f"{m.get('rows', 0):,}",
+                f"{m['rows']:,}" if "rows" in m else "-",
                 str(m.get("first_trade_id", "-")),
                 str(m.get("last_trade_id", "-")),
                 f"{m['vwap']:.4f}" if m.get("vwap") is not None else "-",
                 str(m.get("source", "-")),
-                checks,
+                self._checks(o),
                 f"{o.seconds:.2f}",
             )
         console.print(table)
-        rows = sum(o.metadata.get("rows", 0) for o in self.outcomes)
-        failed = [o.key for o in self.outcomes if not o.ok]
-        console.print(
-            f"{len(self.outcomes)} partitions, {rows:,} rows in {self.seconds:.1f}s"
-            + (f"; [red]{len(failed)} failed[/]" if failed else "")
-        )
+        rows = sum(o.metadata.get("trades_history", {}).get("rows", 0) for o in self.outcomes)
+        console.print(f"{rows:,} rows")
+
+    def _print_build(self, console: Console) -> None:
+        seen = {name for o in self.outcomes for name in o.metadata}
+        assets = [a for a in BUILD_ORDER if a in seen] + sorted(seen - set(BUILD_ORDER))
+        table = Table(title="daily build: rows per table", title_justify="left")
+        for column in ("partition", *assets, "checks", "s"):
+            table.add_column(
+                column, justify="left" if column == "partition" else "right", no_wrap=True
+            )
+        for o in self.outcomes:
+            cells = [str(o.metadata.get(a, {}).get("rows", "-")) for a in assets]
+            table.add_row(o.key, *cells, self._checks(o), f"{o.seconds:.2f}")
+        console.print(table)
 
 
 def validate_range(settings: Settings, start: dt.date, end: dt.date) -> None:
@@ -137,16 +160,46 @@ def backfill(
     *,
     source: str = "auto",
     console: Console | None = None,
-) -> BackfillReport:
+) -> RunReport:
     """Materialize `trades_history` for symbols x [start, end], one run per partition."""
-    from assets.trades_history import build_trades_history
-    from orchestration.partitions import instrument_day_partitions
-    from orchestration.resources import build_resources
-
     validate_range(settings, start, end)
     add_symbols(settings, symbols)
-    asset = build_trades_history(instrument_day_partitions(settings.start_date), source=source)
-    resources = build_resources(settings)
+    run_config = {**QUIET_RUN_CONFIG, "ops": {"trades_history": {"config": {"source": source}}}}
+    return run_partitions(
+        settings, "trades_history_job", symbols, start, end, run_config, "backfill", console
+    )
+
+
+def build(
+    settings: Settings,
+    symbols: Sequence[str],
+    start: dt.date,
+    end: dt.date,
+    *,
+    console: Console | None = None,
+) -> RunReport:
+    """Materialize the daily tables and every SQL model for symbols x [start, end]."""
+    validate_range(settings, start, end)
+    add_symbols(settings, symbols)
+    return run_partitions(
+        settings, "daily_job", symbols, start, end, QUIET_RUN_CONFIG, "build", console
+    )
+
+
+def run_partitions(
+    settings: Settings,
+    job_name: str,
+    symbols: Sequence[str],
+    start: dt.date,
+    end: dt.date,
+    run_config: dict,
+    title: str,
+    console: Console | None,
+) -> RunReport:
+    """Execute `job_name` of the real Definitions in-process, one run per partition."""
+    from orchestration.definitions import build_definitions
+
+    job = build_definitions(settings).get_job_def(job_name)
     current = instance()
     keys = partition_keys(symbols, start, end)
     outcomes: list[PartitionOutcome] = []
@@ -158,27 +211,24 @@ def backfill(
         TimeElapsedColumn(),
         TextColumn("{task.fields[current]}"),
         console=console,
-        transient=False,
     ) as progress:
-        task = progress.add_task("backfill", total=len(keys), current="")
+        task = progress.add_task(title, total=len(keys), current="")
         for key in keys:
             progress.update(task, current=key)
-            outcomes.append(_materialize(asset, key, resources, current))
+            outcomes.append(_execute(job, key, run_config, current))
             progress.advance(task)
-    return BackfillReport(outcomes, time.perf_counter() - started)
+    return RunReport(title, outcomes, time.perf_counter() - started)
 
 
-def _materialize(
-    asset: dg.AssetsDefinition, key: str, resources: dict, current: dg.DagsterInstance
+def _execute(
+    job: dg.JobDefinition, key: str, run_config: dict, current: dg.DagsterInstance
 ) -> PartitionOutcome:
     started = time.perf_counter()
-    result = dg.materialize(
-        [asset],
+    result = job.execute_in_process(
         partition_key=key,
-        resources=resources,
         instance=current,
         raise_on_error=False,
-        run_config=QUIET_RUN_CONFIG,
+        run_config=run_config,
         tags={"marketlake/launched_by": "cli"},
     )
     seconds = time.perf_counter() - started
@@ -186,8 +236,14 @@ def _materialize(
         failures = result.get_step_failure_events()
         message = root_cause(failures[0].step_failure_data.error) if failures else "failed"
         return PartitionOutcome(key, ok=False, seconds=seconds, error=message)
-    materialization = result.asset_materializations_for_node(asset.op.name)[0]
-    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    materializations = [
+        event.step_materialization_data.materialization
+        for event in result.get_asset_materialization_events()
+    ]
+    metadata = {
+        m.asset_key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
+        for m in materializations
+    }
     evaluations = result.get_asset_check_evaluations()
     return PartitionOutcome(
         key,

@@ -1,6 +1,5 @@
 """Sensors: keep the symbol partitions in step with configuration and the exchange."""
 
-
 import dagster as dg
 
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.trades_history import split_partition_key
+from assets.partitioned import PartitionKey
 from orchestration.definitions import build_definitions
 from orchestration.partitions import partition_keys
 from orchestration.settings import Settings
@@ -60,6 +60,8 @@ def test_partition_keys_put_one_instruments_days_together():
 
 
 def test_a_partition_key_splits_into_its_date_and_symbol():
-    assert split_partition_key("2024-03-01|BTCUSDT") == (dt.date(2024, 3, 1), "BTCUSDT")
+    key = PartitionKey.parse("2024-03-01|BTCUSDT")
+    assert (key.date, key.symbol, str(key)) == (dt.date(2024, 3, 1), "BTCUSDT", "2024-03-01|BTCUSDT")
+    assert key.lake_partition() == {"exchange": "binance", "symbol": "BTCUSDT", "date": key.date}
     with pytest.raises(ValueError, match="malformed partition key"):
-        split_partition_key("BTCUSDT")
+        PartitionKey.parse("BTCUSDT")
