@@ -64,9 +64,7 @@ class World:
         )
 
     def rows(self, symbol: str, date: dt.date) -> pl.DataFrame:
-        return (
-            self.lake.scan("trades_history", symbol=symbol, date=date).collect().sort("trade_id")
-        )
+        return self.lake.scan("trades_history", symbol=symbol, date=date).collect().sort("trade_id")
 
     def truth(self, symbol: str, date: dt.date) -> pl.DataFrame:
         return self.sim.ground_truth(symbol, date).sort("trade_id")

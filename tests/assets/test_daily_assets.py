@@ -1,0 +1,196 @@
+"""The daily tables through Dagster: merge, gap fill, compaction, SQL models, schedules."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from assets.partitioned import PartitionKey
+from assets.trade_transforms import with_lake_keys
+from marketlake import schemas
+from marketlake.lake import Lake
+from marketlake.simulator.data import SimConfig
+from marketlake.simulator.server import Simulator
+from orchestration.definitions import build_definitions
+from orchestration.schedules import yesterday_run_requests
+from orchestration.settings import Settings
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+DAY = dt.date(2024, 3, 1)
+KEY = f"{DAY}|BTCUSDT"
+RAW = ["trade_id", "price", "qty", "quote_qty", "ts", "is_buyer_maker"]
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with Simulator(SimConfig(trades_per_day=3_000, symbols=SYMBOLS)) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def world(sim, tmp_path):
+    sim.reset()
+    settings = dataclasses.replace(
+        Settings(), lake=str(tmp_path), binance_archive_url=sim.base_url,
+        binance_rest_url=sim.base_url,
+    )  # fmt: skip
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("symbols", list(SYMBOLS))
+    defs = build_definitions(settings)
+
+    def run(job: str, key: str = KEY) -> dg.ExecuteInProcessResult:
+        return defs.get_job_def(job).execute_in_process(
+            partition_key=key, instance=instance, raise_on_error=False
+        )
+
+    return Lake(str(tmp_path)), run
+
+
+def ticks(frame: pl.DataFrame, received: dt.datetime = NOW) -> pl.DataFrame:
+    rows = with_lake_keys(
+        frame, exchange="binance", symbol="BTCUSDT", date=DAY, source="ws", ingested_at=received
+    )
+    return schemas.conform(rows.with_columns(received_at=pl.lit(received)), schemas.TICKS_TRADES)
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    for event in result.get_asset_materialization_events():
+        m = event.step_materialization_data.materialization
+        if m.asset_key.to_user_string() == asset:
+            return {k: v.value for k, v in m.metadata.items()}
+    raise AssertionError(f"{asset} was not materialized")
+
+
+def test_trades_merge_history_and_live_into_one_row_per_trade_id(world, sim):
+    lake, run = world
+    assert run("trades_history_job").success
+    truth = sim.ground_truth("BTCUSDT", DAY)
+    live = pl.concat([truth.slice(100, 500), truth.slice(300, 400)])  # at-least-once overlap
+    disagreeing = truth.slice(50, 1).with_columns(price=pl.col("price") + 1.0)
+    lake.append(
+        "ticks_trades", ticks(pl.concat([live, disagreeing])), schemas.MARKET_PARTITION_COLUMNS
+    )
+
+    result = run("daily_job")
+    assert result.success
+    trades = lake.scan("trades", symbol="BTCUSDT", date=DAY).collect().sort("trade_id")
+    assert trades.select(RAW).equals(truth.sort("trade_id"))
+    assert trades["source"].unique().to_list() == ["archive"]
+    meta = metadata(result, "trades")
+    assert meta["duplicates_removed"] == 901
+    assert meta["conflicts"] == 1
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()
+              if e.asset_key.to_user_string() == "trades"}  # fmt: skip
+    assert checks["sources_agree"] is False
+    assert all(passed for name, passed in checks.items() if name != "sources_agree")
+
+
+def test_holes_in_the_live_record_are_filled_from_rest(world, sim):
+    lake, run = world
+    truth = sim.ground_truth("BTCUSDT", DAY).sort("trade_id")
+    window = truth.slice(0, 2_000)
+    holed = window.filter(
+        ~pl.col("trade_id").is_between(window["trade_id"][700], window["trade_id"][899])
+    )
+    lake.append("ticks_trades", ticks(holed), schemas.MARKET_PARTITION_COLUMNS)
+
+    result = run("daily_job")
+    assert result.success
+    trades = lake.scan("trades", symbol="BTCUSDT", date=DAY).collect().sort("trade_id")
+    assert trades.select(RAW).equals(window)
+    assert trades.filter(pl.col("source") == "rest").height == 200
+    assert metadata(result, "trades")["gaps_found"] == 1
+
+
+def test_the_sql_models_build_on_the_days_trades_and_pass_their_tests(world, sim):
+    lake, run = world
+    assert run("trades_history_job").success
+    result = run("daily_job")
+    assert result.success
+    failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    assert failed == []
+    truth = sim.ground_truth("BTCUSDT", DAY)
+    bars = lake.scan("bars_1m", symbol="BTCUSDT", date=DAY).collect()
+    assert bars["trades"].sum() == truth.height
+    assert bars["volume"].sum() == pytest.approx(truth["qty"].sum(), rel=1e-12)
+    summary = lake.scan("daily_summary", symbol="BTCUSDT", date=DAY).collect()
+    assert summary["vwap"].item() == pytest.approx(
+        (truth["price"] * truth["qty"]).sum() / truth["qty"].sum(), rel=1e-12
+    )
+
+
+def test_compaction_while_the_stream_appends_loses_nothing(tmp_path, sim):
+    lake = Lake(str(tmp_path))
+    truth = sim.ground_truth("BTCUSDT", DAY).sort("trade_id")
+    batches = [ticks(truth.slice(i * 50, 50)) for i in range(60)]
+    for batch in batches[:40]:
+        lake.append("ticks_trades", batch, schemas.MARKET_PARTITION_COLUMNS)
+    key = PartitionKey(DAY, "BTCUSDT")
+    before = len(lake.partition_files("ticks_trades", key.lake_partition()))
+
+    def keep_appending() -> None:
+        for batch in batches[40:]:
+            lake.append("ticks_trades", batch, schemas.MARKET_PARTITION_COLUMNS)
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    lake.compact_partition("ticks_trades", key.lake_partition())
+    writer.join()
+    landed = lake.scan("ticks_trades", symbol="BTCUSDT", date=DAY).collect()
+    assert sorted(landed["trade_id"].to_list()) == truth["trade_id"].head(3_000).to_list()
+    assert before == 40
+    assert len(lake.partition_files("ticks_trades", key.lake_partition())) <= 21
+
+
+def test_compaction_leaves_few_files_and_the_same_rows(world, sim):
+    lake, run = world
+    truth = sim.ground_truth("BTCUSDT", DAY).sort("trade_id")
+    for i in range(30):
+        lake.append(
+            "ticks_trades", ticks(truth.slice(i * 100, 100)), schemas.MARKET_PARTITION_COLUMNS
+        )
+    result = run("daily_job")
+    assert result.success
+    meta = metadata(result, "ticks_compaction")
+    assert (meta["ticks_trades_files_before"], meta["ticks_trades_files_after"]) == (30, 1)
+    landed = lake.scan("ticks_trades", symbol="BTCUSDT", date=DAY).collect()
+    assert landed.height == 3_000
+
+
+def test_the_daily_schedule_asks_for_yesterday_for_every_symbol():
+    requests = yesterday_run_requests(
+        dt.datetime(2024, 3, 2, 0, 15, tzinfo=dt.UTC), ["ETHUSDT", "BTCUSDT"]
+    )
+    assert [r.partition_key for r in requests] == ["2024-03-01|BTCUSDT", "2024-03-01|ETHUSDT"]
+
+
+def test_the_schedule_reads_the_symbols_from_the_instance(sim):
+    defs = build_definitions(Settings())
+    schedule = defs.get_schedule_def("daily_schedule")
+    with dg.instance_for_test() as instance:
+        empty = schedule.evaluate_tick(
+            dg.build_schedule_context(
+                instance=instance,
+                scheduled_execution_time=dt.datetime(2024, 3, 2, 0, 15, tzinfo=dt.UTC),
+                repository_def=defs.get_repository_def(),
+            )
+        )
+        assert empty.skip_message and "no symbols" in empty.skip_message
+        instance.add_dynamic_partitions("symbols", ["BTCUSDT", "ETHUSDT"])
+        tick = schedule.evaluate_tick(
+            dg.build_schedule_context(
+                instance=instance,
+                scheduled_execution_time=dt.datetime(2024, 3, 2, 0, 15, tzinfo=dt.UTC),
+                repository_def=defs.get_repository_def(),
+            )
+        )
+    assert [r.partition_key for r in tick.run_requests] == [
+        "2024-03-01|BTCUSDT",
+        "2024-03-01|ETHUSDT",
+    ]
