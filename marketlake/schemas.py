@@ -142,8 +142,7 @@ def normalize_symbol(symbol: str, exchange: str = "binance") -> str:
     if exchange == "binance":
         if not _BINANCE_SYMBOL.fullmatch(candidate):
             raise InvalidSymbolError(
-                f"invalid Binance symbol {symbol!r}: expected 2-20 letters or digits, "
-                "like BTCUSDT"
+                f"invalid Binance symbol {symbol!r}: expected 2-20 letters or digits, like BTCUSDT"
             )
     elif exchange == "coinbase":
         if not _COINBASE_PRODUCT.fullmatch(candidate):

@@ -61,7 +61,11 @@ def test_partition_keys_put_one_instruments_days_together():
 
 def test_a_partition_key_splits_into_its_date_and_symbol():
     key = PartitionKey.parse("2024-03-01|BTCUSDT")
-    assert (key.date, key.symbol, str(key)) == (dt.date(2024, 3, 1), "BTCUSDT", "2024-03-01|BTCUSDT")
+    assert (key.date, key.symbol, str(key)) == (
+        dt.date(2024, 3, 1),
+        "BTCUSDT",
+        "2024-03-01|BTCUSDT",
+    )
     assert key.lake_partition() == {"exchange": "binance", "symbol": "BTCUSDT", "date": key.date}
     with pytest.raises(ValueError, match="malformed partition key"):
         PartitionKey.parse("BTCUSDT")

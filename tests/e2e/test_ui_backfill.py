@@ -24,7 +24,12 @@ from marketlake.simulator.server import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-PARTITIONS = ["2024-03-01|BTCUSDT", "2024-03-02|BTCUSDT", "2024-03-01|ETHUSDT", "2024-03-02|ETHUSDT"]
+PARTITIONS = [
+    "2024-03-01|BTCUSDT",
+    "2024-03-02|BTCUSDT",
+    "2024-03-01|ETHUSDT",
+    "2024-03-02|ETHUSDT",
+]
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -56,7 +61,9 @@ def free_port() -> int:
 
 
 def graphql(url: str, query: str, variables: dict) -> dict:
-    response = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables}, timeout=30)
+    response = httpx.post(
+        f"{url}/graphql", json={"query": query, "variables": variables}, timeout=30
+    )
     response.raise_for_status()
     body = response.json()
     assert "errors" not in body, body["errors"]
