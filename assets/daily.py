@@ -285,3 +285,33 @@ def _compaction_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.Assets
         yield from materialize_partitions(context, [], lambda key: compact_partition(key, lake))
 
     return ticks_compaction
+
+
+class VacuumConfig(dg.Config):
+    """How long removed files stay readable (time travel, slow readers) before deletion."""
+
+    retention_hours: int = 168
+
+
+@dg.asset(
+    name="lake_vacuum",
+    group_name="housekeeping",
+    deps=list(LIVE_TABLES_COMPACTED),
+    kinds={"deltalake"},
+    description=(
+        "Deletes data files that compaction replaced, once they are older than the "
+        "retention (default 7 days, Delta's own default), from the live tables."
+    ),
+)
+def lake_vacuum(config: VacuumConfig, lake: dg.ResourceParam[Lake]) -> dg.MaterializeResult:
+    deleted = {
+        table: len(lake.vacuum(table, config.retention_hours))
+        for table in LIVE_TABLES_COMPACTED
+        if lake.exists(table)
+    }
+    return dg.MaterializeResult(
+        metadata={
+            "retention_hours": config.retention_hours,
+            **{f"{t}_files_deleted": n for t, n in deleted.items()},
+        }
+    )

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.daily import build_daily_assets
+from assets.daily import build_daily_assets, lake_vacuum
 from assets.live import live_specs
 from assets.sql_models import build_sql_assets
 from assets.trades_history import build_trades_history
@@ -37,9 +37,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         partitions_def=partitions,
         description="Load the archive's day and rebuild everything downstream of it.",
     )
+    vacuum_job = dg.define_asset_job("vacuum_job", selection=[lake_vacuum])
     return dg.Definitions(
-        assets=[trades_history, *daily, *models, *live_specs],
-        jobs=[history_job, daily_job, history_refresh_job],
+        assets=[trades_history, *daily, *models, lake_vacuum, *live_specs],
+        jobs=[history_job, daily_job, history_refresh_job, vacuum_job],
         schedules=[
             build_yesterday_schedule(
                 "daily_schedule",
@@ -54,6 +55,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 "0 6 * * *",
                 "06:00 UTC, once Binance has published yesterday's archive: load it and "
                 "rebuild the daily tables with the archive as the authority.",
+            ),
+            dg.ScheduleDefinition(
+                name="vacuum_schedule",
+                job=vacuum_job,
+                cron_schedule="0 3 * * *",
+                execution_timezone="UTC",
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+                description="03:00 UTC: delete files compaction replaced, past the retention.",
             ),
         ],
         sensors=[build_symbols_sensor(settings.symbols)],

@@ -194,3 +194,19 @@ def test_the_schedule_reads_the_symbols_from_the_instance(sim):
         "2024-03-01|BTCUSDT",
         "2024-03-01|ETHUSDT",
     ]
+
+
+def test_vacuum_deletes_the_files_compaction_replaced_and_keeps_every_row(world, sim):
+    lake, run = world
+    truth = sim.ground_truth("BTCUSDT", DAY).sort("trade_id")
+    for i in range(5):
+        batch = ticks(truth.slice(i * 100, 100))
+        lake.append("ticks_trades", batch, schemas.MARKET_PARTITION_COLUMNS)
+    lake.compact_partition("ticks_trades", PartitionKey(DAY, "BTCUSDT").lake_partition())
+    defs = build_definitions(Settings(lake=lake.uri))
+    result = defs.get_job_def("vacuum_job").execute_in_process(
+        run_config={"ops": {"lake_vacuum": {"config": {"retention_hours": 0}}}}
+    )
+    materialization = result.asset_materializations_for_node("lake_vacuum")[0]
+    assert materialization.metadata["ticks_trades_files_deleted"].value == 5
+    assert lake.scan("ticks_trades").collect().height == 500
