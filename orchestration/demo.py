@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from marketlake.lake import Lake
-from orchestration.runner import backfill
+from orchestration.runner import backfill, build
 from orchestration.settings import Settings
 
 #: Modest days, so the demo is quick; the benchmarks go to millions.
@@ -39,7 +39,7 @@ def run_demo(
     end = start + dt.timedelta(days=days - 1)
     config = SimConfig(trades_per_day=DEMO_TRADES_PER_DAY, symbols=tuple(symbols))
     with Simulator(config) as simulator:
-        console.print(f"[bold]1/2[/] exchange simulator on {simulator.base_url}")
+        console.print(f"[bold]1/3[/] exchange simulator on {simulator.base_url}")
         settings = dataclasses.replace(
             Settings.from_env({}),
             lake=lake,
@@ -49,19 +49,25 @@ def run_demo(
             start_date=min(start, Settings().start_date),
         )
         console.print(
-            f"[bold]2/2[/] backfill {', '.join(symbols)} {start} .. {end} into {settings.lake}"
+            f"[bold]2/3[/] backfill {', '.join(symbols)} {start} .. {end} into {settings.lake}"
         )
-        report = backfill(settings, symbols, start, end, console=console)
-        report.print(out)
+        history = backfill(settings, symbols, start, end, console=console)
+        history.print(out)
+        console.print(
+            "[bold]3/3[/] build trades, quotes and the SQL models (bars, spread, summary)"
+        )
+        daily = build(settings, symbols, start, end, console=console)
+        daily.print(out)
 
     _show_lake(Lake(settings.lake), out)
     out.print(
         "\n[bold]Where to look[/]\n"
         f"  Polars:     pl.scan_delta('{Path(settings.lake).absolute()}/trades_history')\n"
         "  Dagster UI: make ui   (then open http://127.0.0.1:3000: assets, checks, backfills)\n"
-        "  CLI:        uv run marketlake backfill BTCUSDT --start 2024-03-04 --end 2024-03-05"
+        f"  CLI:        uv run marketlake show bars {symbols[0]} {start} --freq 1h\n"
+        "              uv run marketlake backfill BTCUSDT --start 2024-03-04 --end 2024-03-05"
     )
-    return 0 if report.ok else 1
+    return 0 if history.ok and daily.ok else 1
 
 
 def _show_lake(lake: Lake, out: Console) -> None:

@@ -31,6 +31,9 @@ def dagster_home() -> Path:
     """`$DAGSTER_HOME`, defaulting to `./.dagster_home`, so the CLI and the UI share runs."""
     home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").absolute()
     home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(LOCAL_INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -59,8 +62,14 @@ def add_symbols(settings: Settings, symbols: Sequence[str]) -> list[str]:
     return new
 
 
-#: How the build summary orders its columns: the way data flows.
-BUILD_ORDER = ("trades", "quotes", "bars_1m", "bars_1h", "bars_1d", "spread_1m", "daily_summary")
+#: The tables the build summary shows, the way data flows (every table is in the metadata).
+BUILD_SHOWN = ("trades", "quotes", "bars_1m", "spread_1m", "daily_summary")
+
+#: The local instance: SQLite under $DAGSTER_HOME (deploy/dagster.yaml is the production one).
+LOCAL_INSTANCE_YAML = """# Local Dagster instance for marketlake (SQLite storage in this folder).
+telemetry:
+  enabled: false
+"""
 
 
 @dataclass
@@ -127,7 +136,7 @@ class RunReport:
 
     def _print_build(self, console: Console) -> None:
         seen = {name for o in self.outcomes for name in o.metadata}
-        assets = [a for a in BUILD_ORDER if a in seen] + sorted(seen - set(BUILD_ORDER))
+        assets = [a for a in BUILD_SHOWN if a in seen]
         table = Table(title="daily build: rows per table", title_justify="left")
         for column in ("partition", *assets, "checks", "s"):
             table.add_column(
