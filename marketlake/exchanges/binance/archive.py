@@ -1,0 +1,246 @@
+"""The data.binance.vision daily trades archive: download, verify, then parse.
+
+The order of the steps is the point: the zip is streamed to a temporary file while it is
+hashed (one pass, never the whole zip in memory), compared with its `.CHECKSUM` *before*
+anything is parsed, unzipped to a temporary CSV whose lines are counted on the way (an
+independent count for the row-count check), and only then parsed. Temporary files are
+removed whatever happens. A 404 is its own outcome, `ArchiveNotPublished`, because a day
+that isn't published yet is normal (today, yesterday morning) and the caller falls back to
+REST; every other failure raises a subclass of `ArchiveError` naming the URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tempfile
+import time
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, TypeVar
+
+import httpx
+import polars as pl
+
+from marketlake.exchanges.binance.parsing import (
+    TimeUnit,
+    parse_checksum,
+    parse_trades_csv_with_unit,
+)
+from marketlake.exchanges.binance.ratelimit import backoff_delay
+from marketlake.exchanges.errors import (
+    ArchiveChecksumError,
+    ArchiveDownloadError,
+    ArchiveError,
+    ArchiveFormatError,
+    ArchiveIntegrityError,
+    ArchiveNotPublished,
+    ResponseFormatError,
+)
+from marketlake.schemas import normalize_symbol
+
+ARCHIVE_URL: Final = "https://data.binance.vision"
+_CHUNK: Final = 1 << 20
+
+T = TypeVar("T")
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt (5xx, connection error, timeout)."""
+
+
+@dataclass(frozen=True)
+class ArchiveDay:
+    """One verified, parsed archive day.
+
+    `line_count` is the number of lines in the CSV, counted while unzipping and without the
+    parser, so `trades.height == line_count` is a real check that no row was lost.
+    """
+
+    symbol: str
+    date: dt.date
+    trades: pl.DataFrame
+    line_count: int
+    bytes_downloaded: int
+    sha256: str
+    url: str
+    unit: TimeUnit | None
+
+    @property
+    def first_id(self) -> int | None:
+        return self.trades.item(0, "trade_id") if self.trades.height else None
+
+    @property
+    def last_id(self) -> int | None:
+        return self.trades.item(-1, "trade_id") if self.trades.height else None
+
+
+class BinanceArchive:
+    """Client of the public spot daily trades archive. Constructing it does no I/O."""
+
+    def __init__(
+        self,
+        base_url: str = ARCHIVE_URL,
+        *,
+        client: httpx.Client | None = None,
+        timeout: float = 60.0,
+        retries: int = 3,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 10.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self._owns_client = client is None
+        self._client = client or httpx.Client(timeout=timeout, follow_redirects=True)
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> BinanceArchive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def file_name(symbol: str, date: dt.date) -> str:
+        """`BTCUSDT-trades-2024-12-31.zip` (the CSV member is the same name with `.csv`)."""
+        return f"{normalize_symbol(symbol)}-trades-{date.isoformat()}.zip"
+
+    def url_for(self, symbol: str, date: dt.date) -> str:
+        symbol = normalize_symbol(symbol)
+        return f"{self.base_url}/data/spot/daily/trades/{symbol}/{self.file_name(symbol, date)}"
+
+    def fetch_checksum(self, symbol: str, date: dt.date) -> tuple[str, str]:
+        """(sha256 hex, file name) from the day's `.CHECKSUM` sidecar."""
+        url = self.url_for(symbol, date) + ".CHECKSUM"
+        body = self._with_retries(url, lambda: self._get_small(url))
+        try:
+            return parse_checksum(body)
+        except ResponseFormatError as exc:
+            raise ArchiveChecksumError(f"{url}: unreadable CHECKSUM: {exc}") from exc
+
+    def fetch_day(self, symbol: str, date: dt.date, workdir: Path | None = None) -> ArchiveDay:
+        """Download, verify and parse one day; trades sorted by trade_id.
+
+        Raises `ArchiveNotPublished` (404), `ArchiveChecksumError`, `ArchiveIntegrityError`,
+        `ArchiveFormatError` or `ArchiveDownloadError`; never returns unverified rows.
+        `workdir` is where the temporary zip and CSV go (the system temp dir by default).
+        """
+        symbol = normalize_symbol(symbol)
+        url = self.url_for(symbol, date)
+        zip_name = self.file_name(symbol, date)
+        expected, named = self.fetch_checksum(symbol, date)
+        if named != zip_name:
+            raise ArchiveChecksumError(f"{url}: CHECKSUM names {named!r}, expected {zip_name!r}")
+        with tempfile.TemporaryDirectory(prefix="marketlake-archive-", dir=workdir) as tmp:
+            zip_path = Path(tmp) / zip_name
+            size, digest = self._with_retries(url, lambda: self._download(url, zip_path))
+            if digest != expected:
+                raise ArchiveChecksumError(
+                    f"{url}: sha256 of the download is {digest}, CHECKSUM says {expected} "
+                    f"({size} bytes); {symbol} {date} not parsed"
+                )
+            member = zip_name.removesuffix(".zip") + ".csv"
+            csv_path = Path(tmp) / member
+            line_count = _extract(zip_path, member, csv_path, url)
+            try:
+                trades, unit = parse_trades_csv_with_unit(csv_path, name=f"{url} ({member})")
+            except (pl.exceptions.PolarsError, OSError) as exc:
+                raise ArchiveFormatError(f"{url} ({member}): unreadable CSV: {exc}") from exc
+        if trades.height and not trades.get_column("trade_id").is_sorted():
+            trades = trades.sort("trade_id")
+        return ArchiveDay(symbol, date, trades, line_count, size, digest, url, unit)
+
+    # --- transport -----------------------------------------------------------------------------
+
+    def _get_small(self, url: str) -> bytes:
+        try:
+            response = self._client.get(url)
+        except httpx.TransportError as exc:
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+        _check_status(url, response.status_code)
+        return response.content
+
+    def _download(self, url: str, dest: Path) -> tuple[int, str]:
+        """Stream `url` into `dest`, hashing on the way; (bytes, sha256 hex)."""
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self._client.stream("GET", url) as response:
+                _check_status(url, response.status_code)
+                with open(dest, "wb") as out:
+                    for chunk in response.iter_bytes(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+        except httpx.TransportError as exc:
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+        return size, digest.hexdigest()
+
+    def _with_retries(self, url: str, attempt_once: Callable[[], T]) -> T:
+        problem = ""
+        for attempt in range(self.retries + 1):
+            try:
+                return attempt_once()
+            except _Retryable as exc:
+                problem = str(exc)
+                if attempt < self.retries:
+                    time.sleep(backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap))
+        raise ArchiveDownloadError(f"{url}: failed after {self.retries} retries: {problem}")
+
+
+def _check_status(url: str, status: int) -> None:
+    if status == 200:
+        return
+    if status == 404:
+        raise ArchiveNotPublished(f"{url}: not published (HTTP 404)")
+    if status >= 500 or status == 429:
+        raise _Retryable(f"HTTP {status}")
+    raise ArchiveDownloadError(f"{url}: unexpected HTTP {status}")
+
+
+def _extract(zip_path: Path, member: str, dest: Path, url: str) -> int:
+    """Copy `member` out of the zip to `dest`; return its line count.
+
+    Lines are counted as newlines, plus one for a last line without a newline, on the bytes
+    as they are copied, so the count costs no extra pass and owes nothing to the parser.
+    """
+    newlines = 0
+    last = b""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            try:
+                info = archive.getinfo(member)
+            except KeyError:
+                names = ", ".join(archive.namelist()[:5]) or "none"
+                raise ArchiveIntegrityError(
+                    f"{url}: zip has no member {member!r} (members: {names})"
+                ) from None
+            with archive.open(info) as source, open(dest, "wb") as out:
+                while chunk := source.read(_CHUNK):
+                    newlines += chunk.count(b"\n")
+                    last = chunk[-1:]
+                    out.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+        raise ArchiveIntegrityError(f"{url}: corrupt zip: {exc}") from exc
+    return newlines + (1 if last and last != b"\n" else 0)
+
+
+__all__ = [
+    "ARCHIVE_URL",
+    "ArchiveChecksumError",
+    "ArchiveDay",
+    "ArchiveDownloadError",
+    "ArchiveError",
+    "ArchiveFormatError",
+    "ArchiveIntegrityError",
+    "ArchiveNotPublished",
+    "BinanceArchive",
+]
