@@ -22,7 +22,7 @@ from marketlake.simulator import Simulator, data, run
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.ratelimit import WeightLimiter
 
-SAMPLES = Path("/work/shared/real-samples")
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "real-samples"
 CSV_LINE = re.compile(
     r"^(?P<id>\d+),(?P<price>\d+\.\d{8}),(?P<qty>\d+\.\d{8}),(?P<quote>\d+\.\d{8}),"
     r"(?P<time>\d{13}|\d{16}),(True|False),(True|False)$"

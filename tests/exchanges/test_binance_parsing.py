@@ -27,7 +27,7 @@ from marketlake.exchanges.binance.parsing import (
 from marketlake.exchanges.errors import ArchiveFormatError, ExchangeError, ResponseFormatError
 from marketlake.schemas import RAW_TRADES
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "real-samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "real-samples"
 VISION = SAMPLES / "binance_vision"
 REST = SAMPLES / "binance_rest"
 CSV_2024 = VISION / "BTCUSDT-trades-2024-12-31.head.csv"

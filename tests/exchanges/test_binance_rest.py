@@ -110,6 +110,15 @@ def test_concurrent_clients_never_reserve_more_than_the_usable_weight_per_window
     assert max(per_window.values()) <= 80
 
 
+def test_a_response_from_the_previous_window_counts_in_the_new_one():
+    now = [1000.0]
+    budget = WeightBudget(100, window_seconds=10, grace_seconds=0.0, clock=lambda: now[0])
+    reservation = budget.acquire(25)
+    now[0] = 1010.5  # the response arrives after the boundary
+    budget.settle(reservation, 25)  # the header can't tell which window counted it
+    assert budget.used == 25
+
+
 def test_a_request_heavier_than_the_whole_budget_is_refused():
     with pytest.raises(ValueError, match="exceeds"):
         WeightBudget(20).acquire(25)
@@ -259,7 +268,9 @@ class ScriptedServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> ScriptedServer:
         self._thread.start()
@@ -456,6 +467,19 @@ def test_reverse_mode_walks_back_page_by_page_to_the_start_of_the_date(
     assert pl.concat(pages)["ts"].min() >= midnight(NOW.date())
 
 
+def test_reverse_mode_stops_at_the_first_trade_ever():
+    early = dt.datetime(2017, 7, 1, 2, 0, tzinfo=UTC)  # two hours into the universe
+    with (
+        Simulator(SMALL, clock=lambda: early) as simulator,
+        BinanceRest(simulator.base_url) as rest,
+    ):
+        pages = list(rest.trades_back_to(SYMBOL, dt.date(2017, 6, 1)))
+    ids = pl.concat(pages).sort("trade_id")["trade_id"].to_list()
+    first = data.first_trade_id(SYMBOL, data.ORIGIN, SMALL)
+    assert ids == list(range(first, data.last_trade_id_at(SYMBOL, early, SMALL) + 1))
+    assert rest.stats.requests == len(pages) + 2  # the empty page below, one probe of id 0
+
+
 def test_the_from_date_search_finds_the_first_id_of_each_day(sim: Simulator, rest: BinanceRest):
     for day in [dt.date(2017, 7, 1), dt.date(2020, 2, 29), dt.date(2025, 1, 1), NOW.date()]:
         assert rest.first_trade_id_at(SYMBOL, midnight(day)) == data.first_trade_id(
@@ -510,20 +534,16 @@ def test_a_rate_limit_storm_is_ridden_out_without_a_ban():
     assert elapsed >= 3 * window  # 750 weight at 180 a window: it really was throttled
 
 
-def test_a_server_limit_lower_than_the_clients_is_met_with_429s_but_never_a_ban(sim: Simulator):
-    sim.reset()
-    sim.faults.weight_limit = 60  # the exchange lowered the limit; the client thinks 6000
-    sim.limiter.window_seconds = 1.0
-    try:
-        with BinanceRest(sim.base_url, backoff_base=0.01) as rest:
+def test_a_server_limit_lower_than_the_clients_is_met_with_429s_but_never_a_ban():
+    with Simulator(SMALL, clock=lambda: NOW, window_seconds=1.0) as simulator:
+        simulator.faults.weight_limit = 60  # the exchange lowered it; the client thinks 6000
+        with BinanceRest(simulator.base_url, backoff_base=0.01) as rest:
             first = data.first_trade_id(SYMBOL, dt.date(2025, 2, 1), SMALL)
             got = rest.trades_between_ids(SYMBOL, first, first + 5999)
         assert got.height == 6000
-        assert sim.stats.count_429 >= 1 and rest.stats.http_429 == sim.stats.count_429
-        assert sim.stats.count_418 == 0
-    finally:
-        sim.limiter.window_seconds = 60.0
-        sim.reset()
+        assert simulator.stats.count_429 >= 1
+        assert rest.stats.http_429 == simulator.stats.count_429
+        assert simulator.stats.count_418 == 0
 
 
 def test_5xx_from_the_simulator_are_retried(sim: Simulator, rest: BinanceRest):

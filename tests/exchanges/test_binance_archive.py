@@ -41,7 +41,7 @@ CONFIG = SimConfig(seed=21, trades_per_day=30_000, symbols=(SYMBOL, "ETHUSDT"))
 MS_DAY = dt.date(2024, 12, 31)
 US_DAY = dt.date(2025, 1, 2)
 SAMPLE_CSV = (
-    Path(__file__).resolve().parents[1].parent
+    Path(__file__).resolve().parents[3]
     / "shared"
     / "real-samples"
     / "binance_vision"
