@@ -6,6 +6,7 @@ from assets.daily import build_daily_assets, lake_vacuum
 from assets.live import live_specs
 from assets.sql_models import build_sql_assets
 from assets.trades_history import build_trades_history
+from orchestration.live import build_stream_job, build_stream_supervisor
 from orchestration.partitions import instrument_day_partitions
 from orchestration.resources import build_resources
 from orchestration.schedules import build_yesterday_schedule
@@ -40,7 +41,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     vacuum_job = dg.define_asset_job("vacuum_job", selection=[lake_vacuum])
     return dg.Definitions(
         assets=[trades_history, *daily, *models, lake_vacuum, *live_specs],
-        jobs=[history_job, daily_job, history_refresh_job, vacuum_job],
+        jobs=[history_job, daily_job, history_refresh_job, vacuum_job, build_stream_job(settings)],
         schedules=[
             build_yesterday_schedule(
                 "daily_schedule",
@@ -65,7 +66,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 description="03:00 UTC: delete files compaction replaced, past the retention.",
             ),
         ],
-        sensors=[build_symbols_sensor(settings.symbols)],
+        sensors=[
+            build_symbols_sensor(settings.symbols),
+            build_stream_supervisor(settings, settings.stream_stale_after_s),
+        ],
         resources=build_resources(settings),
     )
 

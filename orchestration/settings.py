@@ -26,6 +26,7 @@ ENVIRONMENT = {
     "MARKETLAKE_REST_WEIGHT_LIMIT": "REST request weight allowed per minute (default 6000)",
     "MARKETLAKE_START_DATE": "first day of the daily partitions (default 2024-01-01)",
     "MARKETLAKE_SYMBOLS": "symbols the partitions start with (default BTCUSDT,ETHUSDT)",
+    "MARKETLAKE_STREAM_STALE_SECONDS": "stream_supervisor replaces a run silent this long (120)",
     "MARKETLAKE_S3_ENDPOINT": "S3-compatible endpoint URL for an s3:// lake (AWS when unset)",
     "MARKETLAKE_S3_REGION": "S3 region (default us-east-1)",
     "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY": "S3 credentials, read by the object store",
@@ -43,6 +44,7 @@ class Settings:
     rest_weight_limit: int = 6000
     start_date: dt.date = dt.date(2024, 1, 1)
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    stream_stale_after_s: float = 120.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +66,14 @@ class Settings:
             weight_limit = int(get("MARKETLAKE_REST_WEIGHT_LIMIT", str(defaults.rest_weight_limit)))
         except ValueError as error:
             raise ValueError(f"MARKETLAKE_REST_WEIGHT_LIMIT must be an integer: {error}") from error
+        try:
+            stale = float(
+                get("MARKETLAKE_STREAM_STALE_SECONDS", str(defaults.stream_stale_after_s))
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"MARKETLAKE_STREAM_STALE_SECONDS must be a number: {error}"
+            ) from error
         symbols = tuple(parse_symbols([get("MARKETLAKE_SYMBOLS", ",".join(defaults.symbols))]))
         lake = get("MARKETLAKE_LAKE", defaults.lake)
         return cls(
@@ -76,12 +86,26 @@ class Settings:
             rest_weight_limit=weight_limit,
             start_date=start_date,
             symbols=symbols,
+            stream_stale_after_s=stale,
         )
 
 
 def s3_storage_options(env: Mapping[str, str]) -> dict[str, str]:
-    """deltalake object-store options for an S3 (or S3-compatible, on loopback) lake."""
-    options = {"AWS_REGION": env.get("MARKETLAKE_S3_REGION", "us-east-1")}
+    """deltalake object-store options for an S3 (or S3-compatible, on loopback) lake.
+
+    Concurrent writers: a Delta commit is the creation of `_delta_log/<version>.json`, and it
+    is safe only if creating an object that already exists fails. deltalake 1.x does that
+    with a conditional put (`If-None-Match: *`; a loser gets 412, re-reads the log and
+    retries at the next version). It needs no locking provider and never
+    `AWS_S3_ALLOW_UNSAFE_RENAME` (which lets two writers overwrite each other's commit).
+    AWS S3 (since 2024-11) and SeaweedFS (tests/s3 checks it, racing writers included)
+    honour it. `etag` is object_store's default today; it is spelled out so that neither an
+    `AWS_CONDITIONAL_PUT` in the environment nor a changed default can switch it off. An
+    S3-compatible store that *ignores* `If-None-Match` would let commits overwrite each
+    other: check a new store before pointing concurrent writers at it.
+    """
+    region = env.get("MARKETLAKE_S3_REGION", "").strip() or "us-east-1"
+    options = {"AWS_REGION": region, "AWS_CONDITIONAL_PUT": "etag"}
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         if env.get(name):
             options[name] = env[name]
