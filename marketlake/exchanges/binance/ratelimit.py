@@ -127,7 +127,12 @@ class WeightBudget:
                 self._cond.wait(wait_until - now)
 
     def settle(self, reservation: Reservation, server_used: int | None) -> None:
-        """Record the response: the server's count wins over ours within the same window."""
+        """Record the response: the server's count wins over ours within the same window.
+
+        A request reserved in the previous window that comes back in this one may have
+        been counted by the server in either; its weight is added to this window, the
+        safe guess (the header can't say which window it counted).
+        """
         with self._cond:
             self._roll(self._clock())
             if reservation.window == self._window:
@@ -136,6 +141,8 @@ class WeightBudget:
                     self._used += reservation.weight
                 else:
                     self._used = server_used
+            else:
+                self._used += reservation.weight
             self._cond.notify_all()
 
     def release(self, reservation: Reservation, *, count: bool = True) -> None:
@@ -148,8 +155,8 @@ class WeightBudget:
             self._roll(self._clock())
             if reservation.window == self._window:
                 self._pending = max(0, self._pending - reservation.weight)
-                if count:
-                    self._used += reservation.weight
+            if count:
+                self._used += reservation.weight
             self._cond.notify_all()
 
     def block_for(self, seconds: float) -> None:

@@ -1,0 +1,1 @@
+"""Coinbase: the Advanced Trade websocket (market_trades, ticker, level2)."""
