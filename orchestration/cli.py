@@ -91,6 +91,18 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
     show.set_defaults(run=_run_show)
 
+    stream = commands.add_parser(
+        "stream",
+        help="land live trades, quotes and depth20 from a websocket into the lake",
+        description="Land live ticks until --duration ends, Ctrl-C or SIGTERM (buffers flushed).",
+    )
+    stream.add_argument("symbols", nargs="+", help="BTCUSDT ETHUSDT, or BTC-USD for Coinbase")
+    stream.add_argument("--exchange", choices=("binance", "coinbase"), default="binance")
+    stream.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
+    stream.add_argument("--capture", help="also write every raw message to this JSONL file")
+    stream.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
+    stream.set_defaults(run=_run_stream)
+
     symbols = commands.add_parser("symbols", help="list or add the symbols partitions")
     symbols.add_argument("action", choices=("list", "add"))
     symbols.add_argument("symbols", nargs="*")
@@ -161,6 +173,22 @@ def _run_build(args: argparse.Namespace) -> int:
     )
     report.print(out)
     return 0 if report.ok else 1
+
+
+def _run_stream(args: argparse.Namespace) -> int:
+    from orchestration.stream_cli import print_stats, stream
+
+    symbols = parse_symbols(args.symbols, args.exchange)
+    stats = stream(
+        _settings(args.lake),
+        symbols,
+        exchange=args.exchange,
+        duration=args.duration,
+        capture=args.capture,
+        console=console,
+    )
+    print_stats(stats, out)
+    return 0 if not stats.unwritten_rows else 1
 
 
 def _run_show(args: argparse.Namespace) -> int:

@@ -1,8 +1,8 @@
 """`marketlake demo`: the whole platform on one machine, offline, in about a minute.
 
-Starts the local exchange simulator on loopback, backfills a few symbol-days through the
-`trades_history` asset into a Delta lake under the working tree, then shows what landed
-and where to look next.
+simulator -> backfill -> stream -> compact -> aggregate, then what landed and where to look.
+The exchange is the local simulator (archive + REST + websockets on 127.0.0.1); the lake
+and the Dagster instance are folders under the working directory.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.table import Table
 
 from marketlake.lake import Lake
-from orchestration.runner import backfill, build
+from orchestration.runner import DEMO_SIM_TRADES_PER_DAY, backfill, build
 from orchestration.settings import Settings
+from orchestration.stream_cli import print_stats, stream
 
-#: Modest days, so the demo is quick; the benchmarks go to millions.
-DEMO_TRADES_PER_DAY = 50_000
+STREAM_SECONDS = 15
 
 
 def run_demo(
@@ -35,57 +35,79 @@ def run_demo(
 ) -> int:
     from marketlake.simulator.data import SimConfig
     from marketlake.simulator.server import Simulator
+    from marketlake.simulator.websocket import WsSimulator
 
     end = start + dt.timedelta(days=days - 1)
-    config = SimConfig(trades_per_day=DEMO_TRADES_PER_DAY, symbols=tuple(symbols))
-    with Simulator(config) as simulator:
-        console.print(f"[bold]1/3[/] exchange simulator on {simulator.base_url}")
+    today = dt.datetime.now(dt.UTC).date()
+    config = SimConfig(trades_per_day=DEMO_SIM_TRADES_PER_DAY, symbols=tuple(symbols))
+    with Simulator(config) as http, WsSimulator(config) as ws:
+        console.rule("[bold]1/4 the local exchange")
+        console.print(f"archive + REST on {http.base_url}, websockets on {ws.url}")
         settings = dataclasses.replace(
             Settings.from_env({}),
             lake=lake,
-            binance_archive_url=simulator.base_url,
-            binance_rest_url=simulator.base_url,
+            binance_archive_url=http.base_url,
+            binance_rest_url=http.base_url,
+            binance_ws_url=ws.url,
             symbols=tuple(symbols),
             start_date=min(start, Settings().start_date),
         )
-        console.print(
-            f"[bold]2/3[/] backfill {', '.join(symbols)} {start} .. {end} into {settings.lake}"
-        )
+        console.rule(f"[bold]2/4 backfill {', '.join(symbols)} {start} .. {end}")
         history = backfill(settings, symbols, start, end, console=console)
         history.print(out)
-        console.print(
-            "[bold]3/3[/] build trades, quotes and the SQL models (bars, spread, summary)"
+
+        console.rule(f"[bold]3/4 stream live ticks for {STREAM_SECONDS}s")
+        stats = stream(
+            settings,
+            symbols,
+            exchange="binance",
+            duration=STREAM_SECONDS,
+            capture=None,
+            console=console,
         )
+        print_stats(stats, out)
+
+        console.rule("[bold]4/4 compact and aggregate: trades, quotes, bars, spread, summary")
         daily = build(settings, symbols, start, end, console=console)
         daily.print(out)
+        live = build(settings, symbols, today, today, console=console, allow_today=True)
+        live.print(out)
 
-    _show_lake(Lake(settings.lake), out)
+    _show(Lake(settings.lake), symbols, today, out)
+    root = Path(settings.lake).absolute()
     out.print(
         "\n[bold]Where to look[/]\n"
-        f"  Polars:     pl.scan_delta('{Path(settings.lake).absolute()}/trades_history')\n"
-        "  Dagster UI: make ui   (then open http://127.0.0.1:3000: assets, checks, backfills)\n"
+        f"  Polars:     pl.scan_delta('{root}/bars_1m')\n"
         f"  CLI:        uv run marketlake show bars {symbols[0]} {start} --freq 1h\n"
-        "              uv run marketlake backfill BTCUSDT --start 2024-03-04 --end 2024-03-05"
+        f"              uv run marketlake show spread {symbols[0]} {today}\n"
+        "  Dagster UI: make ui, then http://127.0.0.1:3000 (assets, checks, backfills, schedules,\n"
+        "              the stream_supervisor sensor); the runs above are already there."
     )
-    return 0 if history.ok and daily.ok else 1
+    return 0 if history.ok and daily.ok and live.ok else 1
 
 
-def _show_lake(lake: Lake, out: Console) -> None:
+def _show(lake: Lake, symbols: Sequence[str], today: dt.date, out: Console) -> None:
     summary = (
-        lake.scan("trades_history")
-        .group_by("symbol", "date")
-        .agg(
-            rows=pl.len(),
-            first_id=pl.col("trade_id").min(),
-            last_id=pl.col("trade_id").max(),
-            vwap=(pl.col("price") * pl.col("qty")).sum() / pl.col("qty").sum(),
-        )
+        lake.scan("daily_summary")
+        .filter(pl.col("symbol").is_in(list(symbols)))
+        .select("symbol", "date", "trades", "vwap", "open", "close", "spread_mean", "sources")
         .sort("symbol", "date")
         .collect()
     )
-    table = Table(title=f"{lake.uri}/trades_history, read back with Polars", title_justify="left")
+    table = Table(
+        title=f"{lake.uri}/daily_summary (today, {today}, is the live day so far)",
+        title_justify="left",
+    )
     for column in summary.columns:
         table.add_column(column, justify="right")
     for row in summary.iter_rows():
-        table.add_row(*(f"{v:,.4f}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*(_cell(v) for v in row))
     out.print(table)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4f}"
+    return str(value)

@@ -12,10 +12,14 @@ symbol_partitions = dg.DynamicPartitionsDefinition(name="symbols")
 
 
 def instrument_day_partitions(start_date: dt.date) -> dg.MultiPartitionsDefinition:
-    """Completed UTC days from `start_date` x symbols; keys read `2024-03-01|BTCUSDT`."""
+    """UTC days from `start_date` x symbols; keys read `2024-03-01|BTCUSDT`.
+
+    Today is a partition too (`end_offset=1`) so the live day can be built on demand; the
+    schedules and `marketlake backfill` only ask for closed days.
+    """
     return dg.MultiPartitionsDefinition(
         {
-            "date": dg.DailyPartitionsDefinition(start_date=start_date.isoformat(), end_offset=0),
+            "date": dg.DailyPartitionsDefinition(start_date=start_date.isoformat(), end_offset=1),
             "symbol": symbol_partitions,
         }
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import signal
@@ -148,7 +147,9 @@ class RunReport:
         console.print(table)
 
 
-def validate_range(settings: Settings, start: dt.date, end: dt.date) -> None:
+def validate_range(
+    settings: Settings, start: dt.date, end: dt.date, *, allow_today: bool = False
+) -> None:
     today = dt.datetime.now(dt.UTC).date()
     if end < start:
         raise UsageError(f"--end {end} is before --start {start}")
@@ -157,7 +158,7 @@ def validate_range(settings: Settings, start: dt.date, end: dt.date) -> None:
             f"--start {start} is before the first partition day {settings.start_date} "
             "(set MARKETLAKE_START_DATE to go further back)"
         )
-    if end >= today:
+    if end > today or (end == today and not allow_today):
         raise UsageError(f"{end} is not a complete UTC day yet (today is {today})")
 
 
@@ -186,9 +187,14 @@ def build(
     end: dt.date,
     *,
     console: Console | None = None,
+    allow_today: bool = False,
 ) -> RunReport:
-    """Materialize the daily tables and every SQL model for symbols x [start, end]."""
-    validate_range(settings, start, end)
+    """Materialize the daily tables and every SQL model for symbols x [start, end].
+
+    `allow_today` builds today's partial day too (the demo does, to show live rows);
+    the schedules only ever build closed days.
+    """
+    validate_range(settings, start, end, allow_today=allow_today)
     add_symbols(settings, symbols)
     return run_partitions(
         settings, "daily_job", symbols, start, end, QUIET_RUN_CONFIG, "build", console
@@ -274,16 +280,26 @@ def root_cause(error: Any) -> str:
 # --- long-running helpers -----------------------------------------------------------------------
 
 
+#: The simulator's universe for the demo, `marketlake sim` and `marketlake ui`: busy enough
+#: that live trades land every second (~3.5 per symbol), small enough for quick backfills.
+DEMO_SIM_TRADES_PER_DAY = 300_000
+
+
 def serve_simulator(
     port: int, *, trades_per_day: int | None = None, seed: int | None = None
 ) -> None:
+    """The whole local exchange: archive + REST on `port`, websockets on `port + 1`."""
     from marketlake.simulator.data import SimConfig
     from marketlake.simulator.server import run
+    from marketlake.simulator.websocket import WsSimulator
 
-    overrides = {
-        k: v for k, v in {"trades_per_day": trades_per_day, "seed": seed}.items() if v is not None
-    }
-    run(port=port, config=dataclasses.replace(SimConfig(), **overrides))
+    config = SimConfig(
+        trades_per_day=trades_per_day or DEMO_SIM_TRADES_PER_DAY,
+        **({"seed": seed} if seed is not None else {}),
+    )
+    with WsSimulator(config, port=port + 1) as ws:
+        print(f"  websocket: {ws.url}/stream (Binance), {ws.coinbase_url} (Coinbase)", flush=True)
+        run(port=port, config=config)
 
 
 def run_ui(*, ui_port: int, sim_port: int, lake: str | None) -> int:
@@ -293,6 +309,7 @@ def run_ui(*, ui_port: int, sim_port: int, lake: str | None) -> int:
     """
     from marketlake.simulator.data import SimConfig
     from marketlake.simulator.server import Simulator
+    from marketlake.simulator.websocket import WsSimulator
 
     env = dict(os.environ)
     env["DAGSTER_HOME"] = str(dagster_home())
@@ -300,12 +317,17 @@ def run_ui(*, ui_port: int, sim_port: int, lake: str | None) -> int:
         env["MARKETLAKE_LAKE"] = lake
     root = Path(__file__).resolve().parent.parent
     use_sim = not env.get("MARKETLAKE_BINANCE_REST_URL")
-    simulator = Simulator(SimConfig(), port=sim_port) if use_sim else None
-    if simulator is not None:
+    config = SimConfig(trades_per_day=DEMO_SIM_TRADES_PER_DAY)
+    simulator = Simulator(config, port=sim_port) if use_sim else None
+    ws = WsSimulator(config, port=sim_port + 1) if use_sim else None
+    if simulator is not None and ws is not None:
         simulator.start()
+        ws.start()
         for name in ("MARKETLAKE_BINANCE_ARCHIVE_URL", "MARKETLAKE_BINANCE_REST_URL"):
             env[name] = simulator.base_url
-        print(f"exchange simulator on {simulator.base_url}")
+        env["MARKETLAKE_BINANCE_WS_URL"] = ws.url
+        env["MARKETLAKE_COINBASE_WS_URL"] = ws.coinbase_url
+        print(f"exchange simulator on {simulator.base_url} (websockets on {ws.url})")
     print(f"Dagster UI on http://127.0.0.1:{ui_port} (Ctrl-C stops it)")
     command = [
         sys.executable, "-m", "dagster", "dev",
@@ -318,5 +340,6 @@ def run_ui(*, ui_port: int, sim_port: int, lake: str | None) -> int:
         process.send_signal(signal.SIGINT)
         return process.wait()
     finally:
-        if simulator is not None:
+        if simulator is not None and ws is not None:
+            ws.stop()
             simulator.stop()

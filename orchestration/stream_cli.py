@@ -1,0 +1,75 @@
+"""`marketlake stream`: the lander in the foreground, with a status line every few seconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from marketlake.schemas import normalize_symbol
+from orchestration.settings import Settings
+
+
+def status_line(status) -> str:
+    rows = status.rows_landed
+    lag = "-" if status.receive_lag_ms is None else f"{status.receive_lag_ms:,.0f} ms"
+    land = "-" if status.land_lag_ms is None else f"{status.land_lag_ms:,.0f} ms"
+    return (
+        f"{dt.datetime.now(dt.UTC):%H:%M:%S} "
+        f"{status.messages_per_s:,.0f} msg/s  "
+        f"trades {rows.get('ticks_trades', 0):,}  quotes {rows.get('ticks_quotes', 0):,}  "
+        f"depth {rows.get('ticks_depth', 0):,}  lag {lag} +{land}  "
+        f"reconnects {status.reconnects}  gaps {status.gaps_filled}/{status.gaps}  "
+        f"quarantined {status.quarantined}"
+    )
+
+
+def stream(
+    settings: Settings,
+    symbols: Sequence[str],
+    *,
+    exchange: str,
+    duration: float | None,
+    capture: str | None,
+    console: Console,
+    status_interval_s: float = 5.0,
+):
+    """Land `symbols` until `duration` ends, Ctrl-C or SIGTERM; flush, then return the stats."""
+    from streaming import StreamConfig, run_stream
+
+    symbols = [normalize_symbol(s, exchange) for s in symbols]
+    binance = exchange == "binance"
+    config = StreamConfig(
+        exchange=exchange,
+        symbols=symbols,
+        ws_url=settings.binance_ws_url if binance else settings.coinbase_ws_url,
+        lake=settings.lake,
+        rest_url=settings.binance_rest_url if binance else None,
+        lake_storage_options=settings.lake_storage_options,
+        duration_s=duration,
+        capture=Path(capture) if capture else None,
+        status_callback=lambda status: console.print(status_line(status), highlight=False),
+        status_interval_s=status_interval_s,
+        rest_weight_limit=settings.rest_weight_limit,
+    )
+    console.print(
+        f"landing {exchange} {', '.join(symbols)} from {config.ws_url} into {settings.lake}"
+        + (f" for {duration:g}s" if duration else " (Ctrl-C to stop)")
+    )
+    return run_stream(config)
+
+
+def print_stats(stats, out: Console) -> None:
+    rows = ", ".join(f"{t} {n:,}" for t, n in sorted(stats.rows_landed.items())) or "nothing"
+    out.print(
+        f"landed {rows} from {stats.messages:,} messages in {stats.elapsed_s:.1f}s; "
+        f"reconnects {stats.reconnects}, gaps {stats.gaps} ({stats.gaps_filled} filled), "
+        f"quarantined {stats.quarantined}"
+        + (
+            f"; [red]{stats.unwritten_rows:,} rows spilled to {stats.spilled}[/]"
+            if stats.unwritten_rows
+            else ""
+        )
+    )
