@@ -17,6 +17,7 @@ from typing import Any
 
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
 
 PartitionValues = Mapping[str, str | dt.date]
 
@@ -81,28 +82,35 @@ class Lake:
         An empty frame deletes the partition's rows (the source has none for it). Rows of
         `frame` outside `partition` make the commit fail and leave the table untouched.
         """
-        self._ensure_parent()
-        write_deltalake(
-            self.table_uri(table),
-            frame.to_arrow(),
+        return self._write(
+            table,
+            frame,
             mode="overwrite",
             predicate=partition_predicate(partition),
             partition_by=list(partition_by),
-            storage_options=self._options(),
         )
-        return self.version(table)
 
     def append(self, table: str, frame: pl.DataFrame, partition_by: Sequence[str]) -> int:
         """Append `frame` to `table` in one commit (creating the table on first use)."""
+        return self._write(table, frame, mode="append", partition_by=list(partition_by))
+
+    def _write(self, table: str, frame: pl.DataFrame, **options: Any) -> int:
+        """One commit; returns *its* version, even when other writers commit meanwhile.
+
+        Writing through a loaded `DeltaTable` leaves it at the version this commit got
+        (deltalake retries a commit that lost the race at the next free version); reading
+        the table's version afterwards could report another writer's later commit.
+        """
         self._ensure_parent()
-        write_deltalake(
-            self.table_uri(table),
-            frame.to_arrow(),
-            mode="append",
-            partition_by=list(partition_by),
-            storage_options=self._options(),
-        )
-        return self.version(table)
+        try:
+            target = self.delta_table(table)
+        except TableNotFoundError:  # the first write creates the table
+            write_deltalake(
+                self.table_uri(table), frame.to_arrow(), storage_options=self._options(), **options
+            )
+            return self.version(table)
+        write_deltalake(target, frame.to_arrow(), **options)
+        return target.version()
 
     def _ensure_parent(self) -> None:
         if self.is_local:
