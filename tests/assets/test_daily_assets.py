@@ -197,7 +197,7 @@ def test_the_schedule_reads_the_symbols_from_the_instance(sim):
 
 
 def test_vacuum_deletes_the_files_compaction_replaced_and_keeps_every_row(world, sim):
-    lake, run = world
+    lake, _ = world
     truth = sim.ground_truth("BTCUSDT", DAY).sort("trade_id")
     for i in range(5):
         batch = ticks(truth.slice(i * 100, 100))
