@@ -45,14 +45,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         schedules=[
             build_yesterday_schedule(
                 "daily_schedule",
-                daily_job,
+                "daily_job",
                 "15 0 * * *",
                 "00:15 UTC: yesterday's trades, quotes and SQL models from the live ticks, "
                 "with holes filled from REST.",
             ),
             build_yesterday_schedule(
                 "history_schedule",
-                history_refresh_job,
+                "history_refresh_job",
                 "0 6 * * *",
                 "06:00 UTC, once Binance has published yesterday's archive: load it and "
                 "rebuild the daily tables with the archive as the authority.",

@@ -20,11 +20,11 @@ def yesterday_run_requests(scheduled: dt.datetime, symbols: list[str]) -> list[d
 
 
 def build_yesterday_schedule(
-    name: str, job: dg.JobDefinition | object, cron: str, description: str
+    name: str, job_name: str, cron: str, description: str
 ) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=name,
-        job=job,
+        job_name=job_name,
         cron_schedule=cron,
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
