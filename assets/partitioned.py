@@ -8,6 +8,7 @@ step's own check outputs.
 """
 
 import datetime as dt
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,16 +70,20 @@ class PartitionResult:
 def check_specs(
     asset: str, checks: Sequence[CheckDef], partitions_def: dg.PartitionsDefinition
 ) -> list[dg.AssetCheckSpec]:
-    return [
-        dg.AssetCheckSpec(
-            check.name,
-            asset=asset,
-            description=check.description,
-            blocking=check.blocking,
-            partitions_def=partitions_def,
-        )
-        for check in checks
-    ]
+    # Partitioned checks are a Dagster preview; they are what makes a check's result belong
+    # to its instrument-day in the UI, so the preview warning is acknowledged here, once.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [
+            dg.AssetCheckSpec(
+                check.name,
+                asset=asset,
+                description=check.description,
+                blocking=check.blocking,
+                partitions_def=partitions_def,
+            )
+            for check in checks
+        ]
 
 
 def materialize_partitions(

@@ -158,8 +158,9 @@ class Lake:
 
     def partition_files(self, table: str, partition: PartitionValues) -> list[str]:
         """The data files currently holding `partition` (what compaction reduces)."""
-        filters = [(column, "=", _filter_value(v)) for column, v in partition.items()]
-        return self.delta_table(table).file_uris(partition_filters=filters)
+        return self.delta_table(table).file_uris(
+            file_pruning_predicate=partition_predicate(partition)
+        )
 
 
 def _filter_value(value: str | dt.date) -> str:

@@ -23,19 +23,16 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     history_job = dg.define_asset_job(
         "trades_history_job",
         selection=[trades_history],
-        partitions_def=partitions,
         description="Backfill historic trades for the selected instrument-days.",
     )
     daily_job = dg.define_asset_job(
         "daily_job",
         selection=dg.AssetSelection.assets(*daily, *models),
-        partitions_def=partitions,
         description="Build trades, quotes, compaction and every SQL model for instrument-days.",
     )
     history_refresh_job = dg.define_asset_job(
         "history_refresh_job",
         selection=dg.AssetSelection.assets(trades_history).downstream(),
-        partitions_def=partitions,
         description="Load the archive's day and rebuild everything downstream of it.",
     )
     vacuum_job = dg.define_asset_job("vacuum_job", selection=[lake_vacuum])

@@ -214,7 +214,7 @@ def run_partitions(
     """Execute `job_name` of the real Definitions in-process, one run per partition."""
     from orchestration.definitions import build_definitions
 
-    job = build_definitions(settings).get_job_def(job_name)
+    job = build_definitions(settings).resolve_job_def(job_name)
     current = instance()
     keys = partition_keys(symbols, start, end)
     outcomes: list[PartitionOutcome] = []

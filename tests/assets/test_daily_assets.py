@@ -45,7 +45,7 @@ def world(sim, tmp_path):
     defs = build_definitions(settings)
 
     def run(job: str, key: str = KEY) -> dg.ExecuteInProcessResult:
-        return defs.get_job_def(job).execute_in_process(
+        return defs.resolve_job_def(job).execute_in_process(
             partition_key=key, instance=instance, raise_on_error=False
         )
 
@@ -172,7 +172,7 @@ def test_the_daily_schedule_asks_for_yesterday_for_every_symbol():
 
 def test_the_schedule_reads_the_symbols_from_the_instance(sim):
     defs = build_definitions(Settings())
-    schedule = defs.get_schedule_def("daily_schedule")
+    schedule = defs.resolve_schedule_def("daily_schedule")
     with dg.instance_for_test() as instance:
         empty = schedule.evaluate_tick(
             dg.build_schedule_context(
@@ -204,7 +204,7 @@ def test_vacuum_deletes_the_files_compaction_replaced_and_keeps_every_row(world,
         lake.append("ticks_trades", batch, schemas.MARKET_PARTITION_COLUMNS)
     lake.compact_partition("ticks_trades", PartitionKey(DAY, "BTCUSDT").lake_partition())
     defs = build_definitions(Settings(lake=lake.uri))
-    result = defs.get_job_def("vacuum_job").execute_in_process(
+    result = defs.resolve_job_def("vacuum_job").execute_in_process(
         run_config={"ops": {"lake_vacuum": {"config": {"retention_hours": 0}}}}
     )
     materialization = result.asset_materializations_for_node("lake_vacuum")[0]

@@ -49,7 +49,7 @@ class World:
     instance: dg.DagsterInstance
 
     def run(self, *keys: str) -> dg.ExecuteInProcessResult:
-        job = self.defs.get_job_def("trades_history_job")
+        job = self.defs.resolve_job_def("trades_history_job")
         tags = {}
         if len(keys) > 1:
             tags = {

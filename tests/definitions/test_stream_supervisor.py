@@ -23,13 +23,13 @@ def world(tmp_path):
 
 
 def tick(defs: dg.Definitions, instance: dg.DagsterInstance):
-    sensor = defs.get_sensor_def("stream_supervisor")
+    sensor = defs.resolve_sensor_def("stream_supervisor")
     context = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
     return sensor.evaluate_tick(context)
 
 
 def start_run(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.DagsterRun:
-    job = defs.get_job_def(JOB_NAME)
+    job = defs.resolve_job_def(JOB_NAME)
     run = instance.create_run_for_job(job, run_config={})
     instance.handle_new_event(  # the run's process reports it started
         dg.EventLogEntry(

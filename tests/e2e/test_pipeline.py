@@ -49,7 +49,7 @@ def test_history_and_live_ticks_become_clean_trades_and_every_model(tmp_path):
         instance = dg.DagsterInstance.ephemeral()
         instance.add_dynamic_partitions("symbols", list(SYMBOLS))
 
-        streamed = defs.get_job_def("stream_ticks").execute_in_process(
+        streamed = defs.resolve_job_def("stream_ticks").execute_in_process(
             instance=instance,
             run_config={"ops": {"land_ticks": {"config": {"max_seconds": 6}}}},
         )
@@ -62,13 +62,13 @@ def test_history_and_live_ticks_become_clean_trades_and_every_model(tmp_path):
 
         for symbol in SYMBOLS:
             key = f"{DAY}|{symbol}"
-            history = defs.get_job_def("trades_history_job").execute_in_process(
+            history = defs.resolve_job_def("trades_history_job").execute_in_process(
                 partition_key=key,
                 instance=instance,
                 run_config={"ops": {"trades_history": {"config": {"source": "rest"}}}},
             )
             assert history.success
-            daily = defs.get_job_def("daily_job").execute_in_process(
+            daily = defs.resolve_job_def("daily_job").execute_in_process(
                 partition_key=key, instance=instance
             )
             assert daily.success
@@ -83,7 +83,7 @@ def test_history_and_live_ticks_become_clean_trades_and_every_model(tmp_path):
         # so under the simulated market clock they land on today's real date.
         today = dt.datetime.now(dt.UTC).date()
         for symbol in SYMBOLS:
-            quotes_day = defs.get_job_def("daily_job").execute_in_process(
+            quotes_day = defs.resolve_job_def("daily_job").execute_in_process(
                 partition_key=f"{today}|{symbol}", instance=instance
             )
             assert quotes_day.success

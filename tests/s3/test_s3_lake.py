@@ -297,7 +297,7 @@ def test_trades_history_lands_the_exchanges_trades_in_s3(s3_server, s3_lake_uri,
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("symbols", ["BTCUSDT", "ETHUSDT"])
-    job = defs.get_job_def("trades_history_job")
+    job = defs.resolve_job_def("trades_history_job")
 
     keys = [("BTCUSDT", DAY), ("ETHUSDT", DAY), ("BTCUSDT", DAY)]  # the last one: a re-run
     for symbol, date in keys:

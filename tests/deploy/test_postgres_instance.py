@@ -1,0 +1,297 @@
+"""deploy/dagster.yaml against a real PostgreSQL server on loopback.
+
+A PostgreSQL 15 cluster is created in a temporary directory (initdb, password auth over TCP
+on 127.0.0.1, its unix socket inside the directory), the instance config is copied into a
+temporary DAGSTER_HOME with the DAGSTER_PG_* variables pointing at it, and the instance is
+used the way production uses it: a partition materialized against the exchange simulator,
+symbols added, the CLI reading them back in another process.
+
+PostgreSQL refuses to run as root; when the suite runs as root the server runs as the
+`postgres` system account (present wherever the PostgreSQL packages are installed), or
+`nobody`, by dropping privileges in the child process. The test is skipped only when the
+PostgreSQL server binaries are not installed.
+"""
+
+import datetime as dt
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import psycopg2
+import pytest
+
+from marketlake.simulator.data import SimConfig
+from marketlake.simulator.server import Simulator
+from orchestration.definitions import build_definitions
+from orchestration.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+INSTANCE_YAML = ROOT / "deploy" / "dagster.yaml"
+DAY = dt.date(2024, 3, 1)
+KEY = f"{DAY}|BTCUSDT"
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+
+
+def postgres_bin() -> Path | None:
+    """The directory holding initdb and pg_ctl: $PG_BIN, Debian's layout, or $PATH."""
+    candidates = [os.environ.get("PG_BIN", "")]
+    candidates += sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    initdb = shutil.which("initdb")
+    candidates.append(str(Path(initdb).parent) if initdb else "")
+    for candidate in candidates:
+        if candidate and all((Path(candidate) / tool).is_file() for tool in ("initdb", "pg_ctl")):
+            return Path(candidate)
+    return None
+
+
+@dataclass
+class Postgres:
+    host: str
+    port: int
+    user: str
+    password: str
+    db: str
+    startup_s: float
+
+    def connect(self, db: str | None = None):
+        return psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=db or self.db,
+        )
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        with self.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        connection.close()
+        return rows
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        pytest.skip(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found in $PG_BIN, "
+            "/usr/lib/postgresql/*/bin or $PATH: apt-get install postgresql-15"
+        )
+    started = time.perf_counter()
+    as_root = os.geteuid() == 0
+    # Under root the server needs an unprivileged account; /tmp is traversable by it.
+    workdir = Path(tempfile.mkdtemp(prefix="marketlake-pg-", dir="/tmp" if as_root else None))
+    run_as: dict = {}
+    if as_root:
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            account = pwd.getpwnam("nobody")
+        os.chown(workdir, account.pw_uid, account.pw_gid)
+        run_as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    password = "marketlake-test-password"
+    pwfile = workdir / "pwfile"
+    pwfile.write_text(password + "\n")
+    if as_root:
+        os.chown(pwfile, run_as["user"], run_as["group"])
+    data, log = workdir / "data", workdir / "postgres.log"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
+
+    def pg(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [str(bin_dir / args[0]), *args[1:]],
+            cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, **run_as,
+        )  # fmt: skip
+        if result.returncode != 0:
+            server_log = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{args[0]} failed:\n{result.stdout}\n{result.stderr}\n{server_log}")
+        return result
+
+    port = _free_port()
+    pg("initdb", "-D", str(data), "-U", "dagster", f"--pwfile={pwfile}", "-E", "UTF8",
+       "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync")  # fmt: skip
+    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg("pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "30", "start")
+    try:
+        server = Postgres("127.0.0.1", port, "dagster", password, "dagster", 0.0)
+        admin = server.connect(db="postgres")
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute("CREATE DATABASE dagster")
+        admin.close()
+        server.startup_s = time.perf_counter() - started
+        print(f"\nPostgreSQL on 127.0.0.1:{port} ready in {server.startup_s:.2f}s ({bin_dir})")
+        yield server
+    finally:
+        pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def home(postgres, tmp_path_factory) -> Iterator[Path]:
+    """A DAGSTER_HOME holding deploy/dagster.yaml, the DAGSTER_PG_* variables set."""
+    directory = tmp_path_factory.mktemp("dagster_home")
+    shutil.copy(INSTANCE_YAML, directory / "dagster.yaml")
+    env = {
+        "DAGSTER_HOME": str(directory),
+        "DAGSTER_PG_HOST": postgres.host,
+        "DAGSTER_PG_PORT": str(postgres.port),
+        "DAGSTER_PG_USER": postgres.user,
+        "DAGSTER_PG_PASSWORD": postgres.password,
+        "DAGSTER_PG_DB": postgres.db,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        yield directory
+
+
+@pytest.fixture(scope="module")
+def instance(home) -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.get() as current:
+        yield current
+
+
+def test_the_instance_keeps_runs_events_and_schedules_in_postgres(instance, postgres):
+    from dagster_postgres import (
+        PostgresEventLogStorage,
+        PostgresRunStorage,
+        PostgresScheduleStorage,
+    )
+
+    assert isinstance(instance.run_storage, PostgresRunStorage)
+    assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
+    assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
+    tables = {
+        row[0]
+        for row in postgres.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    }
+    assert {"runs", "event_logs", "dynamic_partitions", "jobs", "job_ticks"} <= tables
+
+
+def test_a_materialized_partition_is_recorded_in_postgres(instance, postgres, tmp_path):
+    with Simulator(SimConfig(trades_per_day=2_000, symbols=tuple(SYMBOLS))) as sim:
+        settings = Settings(
+            lake=str(tmp_path / "lake"),
+            binance_archive_url=sim.base_url,
+            binance_rest_url=sim.base_url,
+            start_date=dt.date(2024, 1, 1),
+            symbols=tuple(SYMBOLS),
+        )
+        instance.add_dynamic_partitions("symbols", ["BTCUSDT"])
+        # The asset as the Definitions bind it (lake and binance resources included).
+        asset = build_definitions(settings).resolve_assets_def("trades_history")
+        result = dg.materialize(
+            [asset],
+            partition_key=KEY,
+            instance=instance,
+            raise_on_error=False,
+            tags={"marketlake/launched_by": "test"},
+        )
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+
+    ((status, job_name),) = postgres.query(
+        "SELECT status, pipeline_name FROM runs WHERE run_id = %s", result.run_id
+    )
+    assert status == "SUCCESS"
+    assert job_name == "__ephemeral_asset_job__"  # what dg.materialize names its run
+    assert postgres.query(
+        "SELECT value FROM run_tags WHERE run_id = %s AND key = 'dagster/partition'",
+        result.run_id,
+    ) == [(KEY,)]
+    ((materializations,),) = postgres.query(
+        "SELECT count(*) FROM event_logs WHERE run_id = %s"
+        " AND dagster_event_type = 'ASSET_MATERIALIZATION' AND partition = %s",
+        result.run_id,
+        KEY,
+    )
+    assert materializations == 1
+    ((check_rows,),) = postgres.query(
+        "SELECT count(*) FROM asset_check_executions WHERE run_id = %s", result.run_id
+    )
+    assert check_rows >= 1
+    # The instance reads back what it wrote: the partition shows as materialized.
+    assert KEY in instance.get_materialized_partitions(dg.AssetKey("trades_history"))
+
+
+def test_dynamic_symbol_partitions_persist_in_postgres(instance, postgres, home):
+    instance.add_dynamic_partitions("symbols", SYMBOLS)
+    rows = postgres.query(
+        "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = 'symbols'"
+    )
+    assert {row[0] for row in rows} >= set(SYMBOLS)
+    # Another process (the `marketlake` command) on the same DAGSTER_HOME sees them.
+    listed = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "symbols", "list"],
+        cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert set(SYMBOLS) <= set(listed.stdout.split())
+
+
+def test_the_run_queue_limits_streams_and_backfills(instance):
+    from dagster._core.run_coordinator import QueuedRunCoordinator
+    from dagster._utils.tags import TagConcurrencyLimitsCounter
+
+    assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+    queue = instance.get_concurrency_config().run_queue_config
+    assert queue is not None
+    assert queue.max_concurrent_runs == 12
+    limits = {limit["key"]: limit for limit in queue.tag_concurrency_limits}
+    assert limits["marketlake/stream"]["limit"] == 1
+    assert limits["marketlake/stream"]["value"] == {"applyLimitPerUniqueValue": True}
+    assert limits["dagster/backfill"]["limit"] == 6
+
+    # What the daemon's dequeue decides with these limits, given the runs in progress.
+    def run(tags: dict[str, str]) -> dg.DagsterRun:
+        return dg.DagsterRun(job_name="any", tags=tags)
+
+    binance = {"marketlake/stream": "binance"}
+    in_progress = [run(binance)] + [run({"dagster/backfill": f"b{i % 2}"}) for i in range(6)]
+    counter = TagConcurrencyLimitsCounter(queue.tag_concurrency_limits, in_progress)
+    assert counter.is_blocked(run(binance))
+    assert not counter.is_blocked(run({"marketlake/stream": "coinbase"}))
+    assert counter.is_blocked(run({"dagster/backfill": "b2"}))
+    assert not counter.is_blocked(run({"dagster/schedule_name": "daily"}))
+
+
+def test_monitoring_retention_and_telemetry_are_configured(instance):
+    from dagster._core.definitions.run_request import InstigatorType
+    from dagster._core.scheduler.instigation import TickStatus
+
+    assert instance.run_monitoring_enabled
+    assert instance.run_monitoring_start_timeout_seconds == 300
+    assert instance.run_monitoring_max_runtime_seconds == 0  # streams run for days
+    assert "MONITORING" in instance.get_required_daemon_types()
+    assert instance.run_retries_enabled
+    sensor_retention = instance.get_tick_retention_settings(InstigatorType.SENSOR)
+    assert sensor_retention[TickStatus.SKIPPED] == 7
+    assert sensor_retention[TickStatus.FAILURE] == 30
+    assert not instance.telemetry_enabled
+
+
+def test_an_unset_credential_is_named_when_the_instance_loads(home, monkeypatch):
+    monkeypatch.delenv("DAGSTER_PG_PASSWORD")
+    with pytest.raises(dg.DagsterInvalidConfigError, match="DAGSTER_PG_PASSWORD"):
+        dg.DagsterInstance.get()
