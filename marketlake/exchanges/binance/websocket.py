@@ -44,6 +44,7 @@ from marketlake.exchanges.feed import (
     positive,
     reject,
 )
+from marketlake.exchanges.fields import Refused, decimal, field
 from marketlake.schemas import normalize_symbol
 
 #: Streams opened per symbol unless told otherwise.
@@ -182,7 +183,7 @@ class BinanceParser:
                 record = _book_ticker(symbol, data, received_at_us)
             else:
                 record = _depth(symbol, data, received_at_us)
-        except _Refused as refused:
+        except Refused as refused:
             return [reject(str(refused), raw, received_at_us, symbol)]
         return [record]
 
@@ -205,32 +206,10 @@ class BinanceParser:
         return kind, symbol
 
 
-class _Refused(ValueError):
-    """A field is missing, mistyped or out of range; the message says which."""
-
-
-def _field(data: dict, key: str, kind: type) -> object:
-    try:
-        value = data[key]
-    except KeyError:
-        raise _Refused(f"missing field {key!r}") from None
-    if type(value) is not kind:
-        raise _Refused(f"mistyped field {key!r}: expected {kind.__name__}")
-    return value
-
-
-def _number(data: dict, key: str) -> float:
-    text = _field(data, key, str)
-    try:
-        return float(text)  # type: ignore[arg-type]
-    except ValueError:
-        raise _Refused(f"mistyped field {key!r}: not a decimal number") from None
-
-
 def _check_symbol(data: dict, symbol: str) -> None:
     sent = data.get("s")
     if sent is not None and sent != symbol:
-        raise _Refused(f"symbol {payload_text(str(sent))[:32]!r} does not match stream {symbol}")
+        raise Refused(f"symbol {payload_text(str(sent))[:32]!r} does not match stream {symbol}")
 
 
 def _trade(symbol: str, data: dict, received_at_us: int) -> Trade:
@@ -259,18 +238,18 @@ def _trade(symbol: str, data: dict, received_at_us: int) -> Trade:
 
 
 def _checked_trade(symbol: str, data: dict, received_at_us: int) -> Trade:
-    trade_id = _field(data, "t", int)
-    price = _number(data, "p")
-    qty = _number(data, "q")
-    trade_time = _field(data, "T", int)
-    is_buyer_maker = _field(data, "m", bool)
+    trade_id = field(data, "t", int)
+    price = decimal(data, "p")
+    qty = decimal(data, "q")
+    trade_time = field(data, "T", int)
+    is_buyer_maker = field(data, "m", bool)
     _check_symbol(data, symbol)
     if trade_id < 0:  # type: ignore[operator]
-        raise _Refused("negative trade id")
+        raise Refused("negative trade id")
     if not positive(price):
-        raise _Refused("non-positive price")
+        raise Refused("non-positive price")
     if not positive(qty):
-        raise _Refused("non-positive qty")
+        raise Refused("non-positive qty")
     return Trade(
         symbol,
         trade_id,  # type: ignore[arg-type]
@@ -317,16 +296,16 @@ def _book_ticker(symbol: str, data: dict, received_at_us: int) -> Quote:
 
 
 def _checked_book_ticker(symbol: str, data: dict, received_at_us: int) -> Quote:
-    update_id = _field(data, "u", int)
-    bid_price = _number(data, "b")
-    bid_qty = _number(data, "B")
-    ask_price = _number(data, "a")
-    ask_qty = _number(data, "A")
+    update_id = field(data, "u", int)
+    bid_price = decimal(data, "b")
+    bid_qty = decimal(data, "B")
+    ask_price = decimal(data, "a")
+    ask_qty = decimal(data, "A")
     _check_symbol(data, symbol)
     if not (positive(bid_price) and positive(ask_price)):
-        raise _Refused("non-positive price")
+        raise Refused("non-positive price")
     if not (positive(bid_qty) and positive(ask_qty)):
-        raise _Refused("non-positive qty")
+        raise Refused("non-positive qty")
     return Quote(
         symbol,
         received_at_us,
@@ -341,12 +320,12 @@ def _checked_book_ticker(symbol: str, data: dict, received_at_us: int) -> Quote:
 
 def _levels(data: dict, key: str) -> tuple[list[float], list[float]]:
     """Price and quantity lists of ``[[price, qty], ...]``, every value finite and > 0."""
-    levels = _field(data, key, list)
+    levels = field(data, key, list)
     try:
         prices = [float(price) for price, _ in levels]  # type: ignore[attr-defined]
         qtys = [float(qty) for _, qty in levels]  # type: ignore[attr-defined]
     except (TypeError, ValueError):
-        raise _Refused(f"mistyped field {key!r}: expected [price, qty] pairs") from None
+        raise Refused(f"mistyped field {key!r}: expected [price, qty] pairs") from None
     if prices:
         total = sum(prices) + sum(qtys)  # NaN anywhere makes this NaN
         if not (
@@ -356,12 +335,12 @@ def _levels(data: dict, key: str) -> tuple[list[float], list[float]]:
             and max(qtys) < INFINITY
             and total == total
         ):
-            raise _Refused(f"non-positive level in {key!r}")
+            raise Refused(f"non-positive level in {key!r}")
     return prices, qtys
 
 
 def _depth(symbol: str, data: dict, received_at_us: int) -> Depth:
-    last_update_id = _field(data, "lastUpdateId", int)
+    last_update_id = field(data, "lastUpdateId", int)
     bid_prices, bid_qtys = _levels(data, "bids")
     ask_prices, ask_qtys = _levels(data, "asks")
     return Depth(

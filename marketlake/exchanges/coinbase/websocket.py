@@ -50,6 +50,7 @@ from marketlake.exchanges.feed import (
     positive,
     reject,
 )
+from marketlake.exchanges.fields import Refused, decimal, field
 from marketlake.schemas import normalize_symbol
 
 DEFAULT_CHANNELS: Final = ("market_trades", "ticker", "level2", "heartbeats")
@@ -141,42 +142,23 @@ class CoinbaseFeed:
         return None
 
 
-class _Refused(ValueError):
-    """A field is missing, mistyped or out of range; the message says which."""
-
-
 def _text(item: dict, key: str) -> str:
-    try:
-        value = item[key]
-    except KeyError:
-        raise _Refused(f"missing field {key!r}") from None
-    if type(value) is not str:
-        raise _Refused(f"mistyped field {key!r}: expected str")
-    return value
-
-
-def _number(item: dict, key: str) -> float:
-    try:
-        return float(_text(item, key))
-    except _Refused:
-        raise
-    except ValueError:
-        raise _Refused(f"mistyped field {key!r}: not a decimal number") from None
+    return field(item, key, str)  # type: ignore[return-value]
 
 
 def _time(item: dict, key: str) -> int:
     try:
         return rfc3339_us(_text(item, key))
-    except _Refused:
+    except Refused:
         raise
     except ValueError:
-        raise _Refused(f"mistyped field {key!r}: not an RFC 3339 UTC time") from None
+        raise Refused(f"mistyped field {key!r}: not an RFC 3339 UTC time") from None
 
 
 def _list(item: dict, key: str) -> list:
     value = item.get(key)
     if type(value) is not list:
-        raise _Refused(f"missing field {key!r}" if value is None else f"mistyped field {key!r}")
+        raise Refused(f"missing field {key!r}" if value is None else f"mistyped field {key!r}")
     return value
 
 
@@ -231,7 +213,7 @@ class CoinbaseParser:
                 self._level2(message, raw, received_at_us, records)
             else:
                 records.append(reject(f"unsupported channel {channel[:32]!r}", raw, received_at_us))
-        except _Refused as refused:
+        except Refused as refused:
             records.append(reject(str(refused), raw, received_at_us))
         if resync is not None:
             records.append(resync)
@@ -240,10 +222,10 @@ class CoinbaseParser:
     def _product(self, item: dict) -> str:
         product = _text(item, "product_id")
         if product not in self._products:
-            raise _Refused(f"symbol not subscribed: {product[:32]}")
+            raise Refused(f"symbol not subscribed: {product[:32]}")
         return product
 
-    def _item_reject(self, refused: _Refused, item: object, received_at_us: int) -> Reject:
+    def _item_reject(self, refused: Refused, item: object, received_at_us: int) -> Reject:
         product = item.get("product_id") if type(item) is dict else None
         symbol = product if type(product) is str and product in self._products else None
         return reject(str(refused), orjson.dumps(item), received_at_us, symbol)
@@ -252,13 +234,13 @@ class CoinbaseParser:
         trades: list[Trade] = []
         for event in _list(message, "events"):
             if type(event) is not dict:
-                raise _Refused("mistyped field 'events': expected objects")
+                raise Refused("mistyped field 'events': expected objects")
             for item in _list(event, "trades"):
                 try:
                     if type(item) is not dict:
-                        raise _Refused("mistyped field 'trades': expected objects")
+                        raise Refused("mistyped field 'trades': expected objects")
                     trades.append(self._trade(item, received_at_us))
-                except _Refused as refused:
+                except Refused as refused:
                     out.append(self._item_reject(refused, item, received_at_us))
         trades.sort(key=lambda trade: trade.trade_id)
         out.extend(trades)
@@ -267,53 +249,53 @@ class CoinbaseParser:
         product = self._product(item)
         trade_id_text = _text(item, "trade_id")
         if not trade_id_text.isdigit():
-            raise _Refused("mistyped field 'trade_id': not an integer")
-        price = _number(item, "price")
-        size = _number(item, "size")
+            raise Refused("mistyped field 'trade_id': not an integer")
+        price = decimal(item, "price")
+        size = decimal(item, "size")
         ts_us = _time(item, "time")
         side = _text(item, "side")
         if side != "BUY" and side != "SELL":
-            raise _Refused(f"mistyped field 'side': {side[:16]!r}")
+            raise Refused(f"mistyped field 'side': {side[:16]!r}")
         if not positive(price):
-            raise _Refused("non-positive price")
+            raise Refused("non-positive price")
         if not positive(size):
-            raise _Refused("non-positive qty")
+            raise Refused("non-positive qty")
         return Trade(product, int(trade_id_text), price, size, ts_us, side == "BUY", received_at_us)
 
     def _tickers(self, message: dict, raw: bytes | str, received_at_us: int, out: list) -> None:
         ts_us = _time(message, "timestamp")
         for event in _list(message, "events"):
             if type(event) is not dict:
-                raise _Refused("mistyped field 'events': expected objects")
+                raise Refused("mistyped field 'events': expected objects")
             for item in _list(event, "tickers"):
                 try:
                     if type(item) is not dict:
-                        raise _Refused("mistyped field 'tickers': expected objects")
+                        raise Refused("mistyped field 'tickers': expected objects")
                     out.append(self._quote(item, ts_us, received_at_us))
-                except _Refused as refused:
+                except Refused as refused:
                     out.append(self._item_reject(refused, item, received_at_us))
 
     def _quote(self, item: dict, ts_us: int, received_at_us: int) -> Quote:
         product = self._product(item)
-        bid_price = _number(item, "best_bid")
-        bid_qty = _number(item, "best_bid_quantity")
-        ask_price = _number(item, "best_ask")
-        ask_qty = _number(item, "best_ask_quantity")
+        bid_price = decimal(item, "best_bid")
+        bid_qty = decimal(item, "best_bid_quantity")
+        ask_price = decimal(item, "best_ask")
+        ask_qty = decimal(item, "best_ask_quantity")
         if not (positive(bid_price) and positive(ask_price)):
-            raise _Refused("non-positive price")
+            raise Refused("non-positive price")
         if not (positive(bid_qty) and positive(ask_qty)):
-            raise _Refused("non-positive qty")
+            raise Refused("non-positive qty")
         return Quote(product, ts_us, received_at_us, None, bid_price, bid_qty, ask_price, ask_qty)
 
     def _level2(self, message: dict, raw: bytes | str, received_at_us: int, out: list) -> None:
         for event in _list(message, "events"):
             if type(event) is not dict:
-                raise _Refused("mistyped field 'events': expected objects")
+                raise Refused("mistyped field 'events': expected objects")
             try:
                 product = self._product(event)
                 kind = _text(event, "type")
                 updates = _list(event, "updates")
-            except _Refused as refused:
+            except Refused as refused:
                 out.append(self._item_reject(refused, event, received_at_us))
                 continue
             book = self._books.get(product)
@@ -323,7 +305,7 @@ class CoinbaseParser:
                 book.clear()
             elif kind != "update":
                 out.append(
-                    self._item_reject(_Refused("mistyped field 'type'"), event, received_at_us)
+                    self._item_reject(Refused("mistyped field 'type'"), event, received_at_us)
                 )
                 continue
             elif book is None:
@@ -359,26 +341,26 @@ class CoinbaseParser:
         for item in updates:
             try:
                 if type(item) is not dict:
-                    raise _Refused("mistyped field 'updates': expected objects")
+                    raise Refused("mistyped field 'updates': expected objects")
                 side = item.get("side")
-                price = _number(item, "price_level")
-                size = _number(item, "new_quantity")
+                price = decimal(item, "price_level")
+                size = decimal(item, "new_quantity")
                 if not positive(price):
-                    raise _Refused("non-positive price")
+                    raise Refused("non-positive price")
                 if not (size == 0.0 or positive(size)):
-                    raise _Refused("negative qty")
+                    raise Refused("negative qty")
                 if side == "bid":
                     bids.set(price, size)
                 elif side == "offer":
                     asks.set(price, size)
                 else:
-                    raise _Refused("mistyped field 'side': expected bid or offer")
+                    raise Refused("mistyped field 'side': expected bid or offer")
                 last = item
-            except _Refused as refused:
+            except Refused as refused:
                 out.append(self._item_reject(refused, item, received_at_us))
         if last is None:
             return None
         try:
             return _time(last, "event_time")
-        except _Refused:
+        except Refused:
             return None
