@@ -1,5 +1,7 @@
 """The one Definitions of marketlake: everything meets here, built from the settings."""
 
+import warnings
+
 import dagster as dg
 
 from assets.daily import build_daily_assets, lake_vacuum
@@ -16,9 +18,13 @@ from orchestration.settings import Settings
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = instrument_day_partitions(settings.start_date)
-    trades_history = build_trades_history(partitions)
-    daily = build_daily_assets(partitions)
-    models = build_sql_assets(partitions)
+    # Batched backfills (`backfill_policy`) are a Dagster beta we rely on deliberately;
+    # say so once here rather than in a warning per asset on every load.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        trades_history = build_trades_history(partitions)
+        daily = build_daily_assets(partitions)
+        models = build_sql_assets(partitions)
 
     history_job = dg.define_asset_job(
         "trades_history_job",
