@@ -23,9 +23,13 @@ def with_lake_keys(
     source: str | pl.Expr,
     ingested_at: dt.datetime,
 ) -> pl.DataFrame:
-    """Turn parser output (`schemas.RAW_TRADES`) into `trades_history` rows."""
+    """Turn parser output (`schemas.RAW_TRADES`) into `trades_history` rows.
+
+    The keys are added eagerly: a lazy query here comes back cut into morsel-sized chunks,
+    and every later consumer (the Delta writer, GE's pandas view) would copy them together.
+    """
     return schemas.conform(
-        raw.lazy().with_columns(
+        raw.with_columns(
             exchange=pl.lit(exchange),
             symbol=pl.lit(symbol),
             date=pl.lit(date),
@@ -41,11 +45,12 @@ def with_lake_keys(
 def missing_id_ranges(frame: pl.DataFrame | pl.LazyFrame) -> list[tuple[int, int]]:
     """Inclusive trade-id ranges missing between the frame's smallest and largest id.
 
-    Duplicates don't hide a gap and don't make one: ids are deduplicated first.
+    Duplicates don't hide a gap and don't make one: a repeated id is a step of 0, never
+    more than 1, so the sorted ids need no deduplication (a hash pass over every id).
     """
     gaps = (
         frame.lazy()
-        .select(pl.col("trade_id").unique().sort())
+        .select(pl.col("trade_id").sort())
         .with_columns(previous=pl.col("trade_id").shift(1))
         .filter(pl.col("trade_id") - pl.col("previous") > 1)
         .select(first=pl.col("previous") + 1, last=pl.col("trade_id") - 1)

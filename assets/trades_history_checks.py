@@ -36,8 +36,10 @@ _REQUIRED = ("trade_id", "price", "qty", "quote_qty", "ts", "is_buyer_maker", "s
 
 
 def check_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """The partition plus the derived columns the expectations read."""
-    return frame.sort("trade_id").with_columns(
+    """The partition plus the derived columns the expectations read (sorted by trade id)."""
+    if not frame.get_column("trade_id").is_sorted():  # loads are sorted: skip the copy
+        frame = frame.sort("trade_id")
+    return frame.with_columns(
         id_step=pl.col("trade_id").diff().fill_null(1),
         ts_us=pl.col("ts").dt.epoch("us"),
         quote_error=(
@@ -45,7 +47,10 @@ def check_frame(frame: pl.DataFrame) -> pl.DataFrame:
             - QUOTE_ABSOLUTE_SLACK
             - QUOTE_RELATIVE_TOLERANCE * (pl.col("price") * pl.col("qty")).abs()
         ).clip(lower_bound=0.0),
-        from_archive=(pl.col("source") == "archive").cast(pl.Int8),
+        # The count of archive rows on every row: GE compares its max with the CSV's line
+        # count. (GE's column *sum* on pandas scans every value in Python for Decimals,
+        # ~1 s at 5M rows; a max is one vectorized pass.)
+        archive_rows=(pl.col("source") == "archive").sum().cast(pl.Int64),
     )
 
 
@@ -82,9 +87,9 @@ def history_checks(date: dt.date, archive_lines: int | None) -> list[Check]:
         ],
         "row_count_matches_archive": [
             Expectation(
-                "ExpectColumnSumToBeBetween",
+                "ExpectColumnMaxToBeBetween",
                 {
-                    "column": "from_archive",
+                    "column": "archive_rows",
                     "min_value": archive_lines,
                     "max_value": archive_lines,
                 },

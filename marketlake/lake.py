@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import polars as pl
+import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -106,10 +109,13 @@ class Lake:
             target = self.delta_table(table)
         except TableNotFoundError:  # the first write creates the table
             write_deltalake(
-                self.table_uri(table), frame.to_arrow(), storage_options=self._options(), **options
+                self.table_uri(table),
+                _record_batches(frame),
+                storage_options=self._options(),
+                **options,
             )
             return self.version(table)
-        write_deltalake(target, frame.to_arrow(), **options)
+        write_deltalake(target, _record_batches(frame), **options)
         return target.version()
 
     def _ensure_parent(self) -> None:
@@ -140,6 +146,46 @@ class Lake:
             lazy = lazy.filter(partition_filter(partition))
         return lazy
 
+    def read_partition(self, table: str, **partition: str | dt.date) -> pl.LazyFrame:
+        """Lazily read exactly one partition (every partition column given), fast when warm.
+
+        For readers that ask again and again (a chart, an API): the table's file list is
+        indexed by partition once per table version, so a read costs a check for new
+        commits (one listing of `_delta_log`) and the scan of the partition's own files,
+        instead of replaying the Delta log on every call as `pl.scan_delta` does (~100 ms
+        for a year of 50 symbols). Rows and column order are those of `scan`; tables using
+        deletion vectors or column mapping (which a bare Parquet scan would misread) are
+        read through `scan`.
+        """
+        index = self._index(table)
+        if index is None:
+            return self.scan(table, **partition)
+        if set(partition) != set(index.partition_columns):
+            raise ValueError(
+                f"read_partition({table!r}) needs exactly the partition columns "
+                f"{', '.join(index.partition_columns)}; got {', '.join(partition) or 'none'}"
+            )
+        key = tuple(_filter_value(partition[c]) for c in index.partition_columns)
+        files = index.files.get(key, [])
+        if not files:
+            return pl.LazyFrame(schema=index.schema)
+        keys = {c: pl.lit(partition[c]).cast(index.schema[c]) for c in index.partition_columns}
+        return (
+            pl.scan_parquet(files, storage_options=self._options())
+            .with_columns(**keys)
+            .select(index.schema.names())
+        )
+
+    def _index(self, table: str) -> _PartitionIndex | None:
+        """The table's partition -> files index at its latest version (None: not usable)."""
+        key = (self.table_uri(table), tuple(sorted(self.storage_options.items())))
+        with _INDEXES_LOCK:
+            index = _INDEXES.get(key)
+            if index is None:
+                index = _INDEXES[key] = _PartitionIndex(self.delta_table(table))
+            index.refresh()
+            return index if index.plain else None
+
     def compact_partition(self, table: str, partition: PartitionValues) -> dict[str, Any]:
         """Bin-pack one partition's small files into large ones (one commit; rows unchanged).
 
@@ -161,6 +207,65 @@ class Lake:
         return self.delta_table(table).file_uris(
             file_pruning_predicate=partition_predicate(partition)
         )
+
+
+#: Rows per record batch handed to the Delta writer. It splits, encodes and buffers batch by
+#: batch, so a 5M-row day in one piece would cost it ~1 GiB at once; slices keep that flat.
+WRITE_BATCH_ROWS = 1 << 19
+
+
+def _record_batches(frame: pl.DataFrame) -> pa.RecordBatchReader:
+    """`frame` as a stream of Arrow batches of at most WRITE_BATCH_ROWS rows (no copy)."""
+    schema = frame.head(0).to_arrow().schema
+    batches = (
+        batch
+        for part in frame.iter_slices(WRITE_BATCH_ROWS)
+        for batch in part.to_arrow().to_batches()
+    )
+    return pa.RecordBatchReader.from_batches(schema, batches)
+
+
+#: The indexes `read_partition` keeps, per table URI and storage options, for the process:
+#: a Lake stays a plain value (copied, compared, pickled like one).
+_INDEXES: dict[tuple[str, tuple[tuple[str, str], ...]], _PartitionIndex] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+class _PartitionIndex:
+    """A loaded DeltaTable and its data files grouped by partition values, per version."""
+
+    #: Reader features a bare Parquet scan of the data files would get wrong.
+    UNSAFE_FEATURES = frozenset({"deletionVectors", "columnMapping"})
+
+    def __init__(self, table: DeltaTable) -> None:
+        self.table = table
+        self.version = -1
+        self.plain = False
+        self.partition_columns: list[str] = []
+        self.schema = pl.Schema()
+        self.files: dict[tuple[str, ...], list[str]] = {}
+
+    def refresh(self) -> None:
+        self.table.update_incremental()
+        version = self.table.version()
+        if version == self.version:
+            return
+        protocol = self.table.protocol()
+        self.plain = protocol.min_reader_version == 1 or (
+            protocol.min_reader_version == 3
+            and not self.UNSAFE_FEATURES & set(protocol.reader_features or ())
+        )
+        self.partition_columns = list(self.table.metadata().partition_columns)
+        self.schema = pl.scan_delta(self.table).collect_schema()
+        actions = pl.DataFrame(self.table.get_add_actions(flatten=True))
+        root = self.table.table_uri.rstrip("/")
+        keys = [pl.col(f"partition.{c}").cast(pl.String) for c in self.partition_columns]
+        grouped = actions.group_by(keys).agg(pl.col("path"))
+        self.files = {
+            tuple(row[:-1]): [f"{root}/{unquote(path)}" for path in row[-1]]
+            for row in grouped.iter_rows()
+        }
+        self.version = version
 
 
 def _filter_value(value: str | dt.date) -> str:

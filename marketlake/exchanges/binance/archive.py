@@ -1,10 +1,13 @@
 """The data.binance.vision daily trades archive: download, verify, then parse.
 
 The order of the steps is the point: the zip is streamed to a temporary file while it is
-hashed (one pass, never the whole zip in memory), compared with its `.CHECKSUM` *before*
-anything is parsed, unzipped to a temporary CSV whose lines are counted on the way (an
-independent count for the row-count check), and only then parsed. Temporary files are
-removed whatever happens. A 404 is its own outcome, `ArchiveNotPublished`, because a day
+hashed (one pass, never the whole zip in memory) and compared with its `.CHECKSUM` *before*
+anything is parsed. Only then is it unzipped, on a worker thread, in pieces cut at line
+ends whose lines are counted on the way (an independent count for the row-count check);
+each piece is parsed as it arrives while the next is inflated, so the CSV is never written
+out or held whole, and inflating (one core) and parsing (the others) overlap. A corrupt
+zip (bad CRC, truncated stream) outranks a parse error it may have caused. Temporary files
+are removed whatever happens. A 404 is its own outcome, `ArchiveNotPublished`, because a day
 that isn't published yet is normal (today, yesterday morning) and the caller falls back to
 REST; every other failure raises a subclass of `ArchiveError` naming the URL.
 """
@@ -13,11 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import queue
 import tempfile
+import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
@@ -28,7 +33,7 @@ import polars as pl
 from marketlake.exchanges.binance.parsing import (
     TimeUnit,
     parse_checksum,
-    parse_trades_csv_with_unit,
+    parse_trades_csv_chunks,
 )
 from marketlake.exchanges.binance.ratelimit import backoff_delay
 from marketlake.exchanges.errors import (
@@ -44,6 +49,9 @@ from marketlake.schemas import normalize_symbol
 
 ARCHIVE_URL: Final = "https://data.binance.vision"
 _CHUNK: Final = 1 << 20
+#: Inflated bytes per parsed piece: big enough for Polars' parallel parse, small enough that
+#: the two pieces in flight cost little memory.
+_PIECE: Final = 8 << 20
 
 T = TypeVar("T")
 
@@ -131,7 +139,7 @@ class BinanceArchive:
 
         Raises `ArchiveNotPublished` (404), `ArchiveChecksumError`, `ArchiveIntegrityError`,
         `ArchiveFormatError` or `ArchiveDownloadError`; never returns unverified rows.
-        `workdir` is where the temporary zip and CSV go (the system temp dir by default).
+        `workdir` is where the temporary zip goes (the system temp dir by default).
         """
         symbol = normalize_symbol(symbol)
         url = self.url_for(symbol, date)
@@ -148,12 +156,7 @@ class BinanceArchive:
                     f"({size} bytes); {symbol} {date} not parsed"
                 )
             member = zip_name.removesuffix(".zip") + ".csv"
-            csv_path = Path(tmp) / member
-            line_count = _extract(zip_path, member, csv_path, url)
-            try:
-                trades, unit = parse_trades_csv_with_unit(csv_path, name=f"{url} ({member})")
-            except (pl.exceptions.PolarsError, OSError) as exc:
-                raise ArchiveFormatError(f"{url} ({member}): unreadable CSV: {exc}") from exc
+            trades, unit, line_count = _parse_member(zip_path, member, url)
         if trades.height and not trades.get_column("trade_id").is_sorted():
             trades = trades.sort("trade_id")
         return ArchiveDay(symbol, date, trades, line_count, size, digest, url, unit)
@@ -206,31 +209,119 @@ def _check_status(url: str, status: int) -> None:
     raise ArchiveDownloadError(f"{url}: unexpected HTTP {status}")
 
 
-def _extract(zip_path: Path, member: str, dest: Path, url: str) -> int:
-    """Copy `member` out of the zip to `dest`; return its line count.
+def _parse_member(
+    zip_path: Path, member: str, url: str
+) -> tuple[pl.DataFrame, TimeUnit | None, int]:
+    """Unzip `member` on a worker thread while parsing it here; (trades, unit, line count)."""
+    label = f"{url} ({member})"
+    inflater = _Inflater(zip_path, member, url)
+    try:
+        trades, unit = parse_trades_csv_chunks(inflater.pieces(), name=label)
+    except ArchiveFormatError:
+        inflater.finish()  # a corrupt zip explains a malformed CSV: report that instead
+        raise
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        inflater.finish()
+        raise ArchiveFormatError(f"{label}: unreadable CSV: {exc}") from exc
+    finally:
+        inflater.close()
+    return trades, unit, inflater.line_count
+
+
+_DONE: Final = object()
+
+
+class _Inflater:
+    """A zip member's bytes, inflated on a worker thread, as pieces that end at a line end.
 
     Lines are counted as newlines, plus one for a last line without a newline, on the bytes
-    as they are copied, so the count costs no extra pass and owes nothing to the parser.
+    as they are inflated, so the count costs no extra pass and owes nothing to the parser.
+    At most two pieces wait in the queue, so memory stays flat whatever the file's size.
     """
-    newlines = 0
-    last = b""
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
+
+    def __init__(self, zip_path: Path, member: str, url: str, piece: int = _PIECE) -> None:
+        self.line_count = 0
+        self._ended = False  # the worker's last word (done or an error) was taken
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=2)
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(zip_path, member, url, piece), name="unzip", daemon=True
+        )
+        self._thread.start()
+
+    def pieces(self) -> Iterator[bytes]:
+        """The pieces in order; raises the worker's `ArchiveIntegrityError` where it failed."""
+        while not self._ended:
+            item = self._queue.get()
+            if item is _DONE or isinstance(item, BaseException):
+                self._ended = True
+                if item is _DONE:
+                    return
+                raise item  # type: ignore[misc]
+            yield item  # type: ignore[misc]
+
+    def finish(self) -> None:
+        """Inflate the rest, unparsed, raising the integrity error that stopped it, if any."""
+        for _ in self.pieces():
+            pass
+
+    def close(self) -> None:
+        """Stop the worker (it gives up putting within 50 ms) and wait for it."""
+        self._cancelled.set()
+        self._thread.join()
+
+    def _put(self, item: object) -> bool:
+        while not self._cancelled.is_set():
             try:
-                info = archive.getinfo(member)
-            except KeyError:
-                names = ", ".join(archive.namelist()[:5]) or "none"
-                raise ArchiveIntegrityError(
-                    f"{url}: zip has no member {member!r} (members: {names})"
-                ) from None
-            with archive.open(info) as source, open(dest, "wb") as out:
-                while chunk := source.read(_CHUNK):
-                    newlines += chunk.count(b"\n")
-                    last = chunk[-1:]
-                    out.write(chunk)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-        raise ArchiveIntegrityError(f"{url}: corrupt zip: {exc}") from exc
-    return newlines + (1 if last and last != b"\n" else 0)
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, zip_path: Path, member: str, url: str, size: int) -> None:
+        newlines = 0
+        last = b""
+        pending = b""  # the start of a line whose end is in the next block
+        # Each piece is held back until the next is cut, so the file's last line (maybe
+        # cut short) and blank lines at a cut stay with the lines before them: every piece
+        # parses exactly as the same lines inside the whole file would.
+        held: bytes | None = None
+        try:
+            with zipfile.ZipFile(zip_path) as archive:
+                try:
+                    info = archive.getinfo(member)
+                except KeyError:
+                    names = ", ".join(archive.namelist()[:5]) or "none"
+                    raise ArchiveIntegrityError(
+                        f"{url}: zip has no member {member!r} (members: {names})"
+                    ) from None
+                with archive.open(info) as source:
+                    while block := source.read(size):
+                        newlines += block.count(b"\n")
+                        last = block[-1:]
+                        cut = block.rfind(b"\n") + 1
+                        if not cut:
+                            pending += block
+                            continue
+                        piece = b"".join((pending, memoryview(block)[:cut]))
+                        pending = block[cut:]
+                        if held is not None and piece.startswith(b"\n"):
+                            blank = len(piece) - len(piece.lstrip(b"\n"))
+                            held, piece = held + piece[:blank], piece[blank:]
+                        if piece:
+                            if held is not None and not self._put(held):
+                                return
+                            held = piece
+            tail = (held or b"") + pending
+            if tail and not self._put(tail):
+                return
+            self.line_count = newlines + (1 if last and last != b"\n" else 0)
+            self._put(_DONE)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+            self._put(ArchiveIntegrityError(f"{url}: corrupt zip: {exc}"))
+        except BaseException as exc:  # surfaces in the caller's thread, never lost here
+            self._put(exc)
 
 
 __all__ = [

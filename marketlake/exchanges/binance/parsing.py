@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -85,6 +85,37 @@ def parse_trades_csv_with_unit(
         frame = pl.read_csv(data, has_header=False, schema=TRADES_CSV_SCHEMA)
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:
         raise _format_error_from_polars(source, label, exc) from exc
+    return _raw_trades(frame, label)
+
+
+def parse_trades_csv_chunks(
+    chunks: Iterable[bytes], *, name: str
+) -> tuple[pl.DataFrame, TimeUnit | None]:
+    """`parse_trades_csv_with_unit` over a CSV that arrives in pieces (while it is unzipped).
+
+    Each piece ends at a line end (the last may end mid-line) and none but the first starts
+    with a blank line, so each parses on its own, as it arrives, exactly as its lines would
+    inside the whole file; errors name the line of the whole file. No pieces (a CSV of no
+    bytes) parse as no trades.
+    """
+    frames = []
+    first_line = 1  # a line is a row, as in the whole file: the parser keeps blank lines
+    for chunk in chunks:
+        if not chunk:
+            continue
+        try:
+            frame = pl.read_csv(chunk, has_header=False, schema=TRADES_CSV_SCHEMA)
+        except pl.exceptions.PolarsError as exc:
+            raise _format_error_from_polars(chunk, name, exc, first_line) from exc
+        frames.append(frame)
+        first_line += frame.height
+    if not frames:
+        return RAW_TRADES.to_frame(), None
+    return _raw_trades(pl.concat(frames, rechunk=True), name)
+
+
+def _raw_trades(frame: pl.DataFrame, label: str) -> tuple[pl.DataFrame, TimeUnit | None]:
+    """The parsed CSV columns as `RAW_TRADES`, after refusing nulls and mixed time units."""
     _refuse_nulls(frame, label)
     unit = detect_time_unit(frame.get_column("time"), name=label)
     scale = 1000 if unit == "ms" else 1
@@ -160,12 +191,13 @@ def _refuse_nulls(frame: pl.DataFrame, label: str) -> None:
 
 
 def _format_error_from_polars(
-    source: str | Path | bytes, label: str, exc: Exception
+    source: str | Path | bytes, label: str, exc: Exception, first_line: int = 1
 ) -> ArchiveFormatError:
     """Turn Polars' parse error into one that names the line.
 
     Polars reports the byte offset of the chunk it was parsing, not the line; the file is
     scanned from that offset (the error path only) to find the first line that doesn't fit.
+    `first_line` is the number of `source`'s first line in the whole file.
     """
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     match = _POLARS_OFFSET.search(str(exc))
@@ -174,7 +206,7 @@ def _format_error_from_polars(
     if found is None:
         return ArchiveFormatError(f"{label}: malformed trades CSV: {detail}")
     line_no, reason = found
-    return ArchiveFormatError(f"{label}: line {line_no}: {reason} ({detail})")
+    return ArchiveFormatError(f"{label}: line {line_no + first_line - 1}: {reason} ({detail})")
 
 
 def _iter_lines(source: str | Path | bytes) -> Iterator[bytes]:
@@ -362,5 +394,6 @@ __all__ = [
     "parse_exchange_info",
     "parse_rest_trades",
     "parse_trades_csv",
+    "parse_trades_csv_chunks",
     "parse_trades_csv_with_unit",
 ]

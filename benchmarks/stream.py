@@ -1,0 +1,173 @@
+"""Stream landing and stream latency: the hook for `streaming.benchmark`.
+
+The lander's own benchmark (`python -m streaming.benchmark throughput|latency`, owned by
+the streaming service) runs in a child process (it pins itself to one core) and prints
+JSON; its numbers become rows here. The comparison for throughput is measured here, in
+the same run: a bare `websockets` client (permessage-deflate off) receiving and
+`orjson.loads`-ing the same pre-encoded frames from the same simulator, on one core.
+When `streaming` is not importable (or its benchmark is not there yet), the rows say so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import Context, Row
+
+NAME = "stream"
+ROOT = Path(__file__).resolve().parents[1]
+BAR_MSGS = 100_000
+PUBLISHED_WS_TO_KAFKA = 10_000
+STREAM_KINDS = ("trade", "bookTicker", "depth20@100ms")
+
+
+def _available() -> tuple[object | None, str]:
+    try:
+        module = importlib.import_module("streaming.benchmark")
+    except Exception as error:  # any import failure means "not ready", never a crash here
+        return None, f"streaming.benchmark not importable: {type(error).__name__}: {error}"
+    missing = [f for f in ("throughput", "latency") if not hasattr(module, f)]
+    return (None, f"streaming.benchmark lacks {missing}") if missing else (module, "")
+
+
+def _json_children(commands: list[list[str]], *, parallel: bool, timeout: float) -> list[dict]:
+    """Run `python ARGS...` children (one after another, or all at once) and parse the JSON
+    each prints last. `--quick` runs them at once: its numbers only prove the path works."""
+    results: list[dict] = []
+    pending = list(commands)
+    while pending:
+        batch = pending if parallel else pending[:1]
+        pending = [] if parallel else pending[1:]
+        children = [
+            (args, subprocess.Popen([sys.executable, *args], cwd=ROOT, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+            for args in batch
+        ]  # fmt: skip
+        for args, child in children:
+            out, err = child.communicate(timeout=timeout)
+            if child.returncode != 0:
+                raise RuntimeError(f"{' '.join(args)} failed: {err[-2000:]}")
+            results.append(json.loads(out[out.index("{") :]))
+    return results
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bare_client(seconds: float, symbols: list[str]) -> dict:
+    """Child side: frames/s a bare websockets client receives and parses on one core."""
+    import orjson
+    from websockets.sync.client import connect
+
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {0})
+    port = _free_port()
+    pin = ["taskset", "-c", "1"] if (os.cpu_count() or 1) > 1 else []
+    sim = subprocess.Popen(
+        [*pin, sys.executable, "-m", "marketlake.simulator.websocket", "--port", str(port),
+         "--max-rate"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        sim.stdout.readline()  # type: ignore[union-attr]  # "websocket simulator at ..."
+        streams = "/".join(f"{s.lower()}@{k}" for s in symbols for k in STREAM_KINDS)
+        url = f"ws://127.0.0.1:{port}/stream?streams={streams}"
+        frames = 0
+        with connect(url, compression=None, max_size=None) as ws:
+            for _ in range(2000):  # warm up
+                orjson.loads(ws.recv())
+            started = time.perf_counter()
+            while (elapsed := time.perf_counter() - started) < seconds:
+                for _ in range(1000):
+                    orjson.loads(ws.recv())
+                frames += 1000
+    finally:
+        sim.terminate()
+        sim.wait(10)
+    return {"frames_per_s": frames / elapsed}
+
+
+def run(ctx: Context) -> list[Row]:
+    module, why = _available()
+    if module is None:
+        return [Row("stream landing", "not run", "msg/s", [], note=why)]
+    available = list(getattr(module, "SYMBOLS", ()))
+    # the lander reports once a second: --quick needs two reports after the warm-up
+    seconds, bare_s, latency_s, warmup = (3.0, 1.0, 2.0, 0.5) if ctx.quick else (20, 10, 20, 3)
+    runs = 1 if ctx.quick else max(1, ctx.runs - 1)
+    counts = [2] if ctx.quick else [2, 50]
+    symbols = {n: min(n, len(available)) if available else n for n in counts}
+    commands = []
+    for n in counts:
+        for _ in range(runs):
+            commands.append(
+                [
+                    "-m",
+                    "streaming.benchmark",
+                    "throughput",
+                    "--seconds",
+                    str(seconds),
+                    "--symbols",
+                    str(symbols[n]),
+                    "--warmup",
+                    str(warmup),
+                ]
+            )
+            commands.append(
+                ["-m", "benchmarks.stream", "bare", str(bare_s), *available[: symbols[n]]]
+            )
+    for _ in range(runs):
+        commands.append(["-m", "streaming.benchmark", "latency", "--seconds", str(latency_s),
+                         "--trades-per-s", "500", "--symbols", "2"])  # fmt: skip
+    results = iter(_json_children(commands, parallel=ctx.quick, timeout=seconds * 4 + 120))
+
+    rows = []
+    for n in counts:
+        landed, bare = [], []
+        for _ in range(runs):
+            landed.append(next(results))
+            bare.append(next(results)["frames_per_s"])
+            ctx.log(f"  stream landing {symbols[n]} symbols: {landed[-1]}; bare {bare[-1]:,.0f}/s")
+        rows.append(
+            Row(
+                "stream landing",
+                f"{symbols[n]} symbols, trade + bookTicker + depth20, parsed and landed, one core",
+                "msg/s",
+                [float(r["frames_per_s"]) for r in landed],
+                bar=BAR_MSGS,
+                compare=(
+                    f"bare websockets + orjson.loads client {sorted(bare)[len(bare) // 2]:,.0f} "
+                    f"msg/s; published websocket→Kafka producer {PUBLISHED_WS_TO_KAFKA:,} msg/s"
+                ),
+                note=""
+                if symbols[n] == n
+                else f"streaming.benchmark offers {len(available)} symbols, not {n}",
+            )
+        )
+    latency = [next(results) for _ in range(runs)]
+    for result in latency:
+        ctx.log(f"  stream latency: {result}")
+    p50 = [float(r["event_to_commit_ms"]["p50"]) / 1000 for r in latency]
+    p99 = [float(r["event_to_commit_ms"]["p99"]) / 1000 for r in latency]
+    compare = f"the flush interval {latency[0].get('flush_interval_s')} s (the floor)"
+    return [
+        *rows,
+        Row("stream latency", "event → readable in Delta, p50, 1,000 trades/s", "s", p50,
+            bar=1.0, better="lower", fmt="{:.2f}", compare=compare),
+        Row("stream latency", "event → readable in Delta, p99, 1,000 trades/s", "s", p99,
+            bar=2.0, better="lower", fmt="{:.2f}", compare=compare),
+    ]  # fmt: skip
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["bare"]:
+    print(json.dumps(bare_client(float(sys.argv[2]), sys.argv[3:])))
