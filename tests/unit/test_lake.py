@@ -144,3 +144,22 @@ def test_partition_values_are_quoted_as_sql_literals():
     assert partition_predicate({"symbol": "O'X", "date": DAY}) == (
         "symbol = 'O''X' AND date = '2024-03-01'"
     )
+
+
+def test_read_partition_returns_what_a_pruned_scan_returns_and_sees_new_commits(tmp_path):
+    lake = Lake(str(tmp_path))
+    lake.replace_partition(
+        "trades_history", trades("BTCUSDT", range(4)), partition("BTCUSDT"), KEYS
+    )
+    lake.replace_partition(
+        "trades_history", trades("ETHUSDT", range(2)), partition("ETHUSDT"), KEYS
+    )
+    fast = lake.read_partition("trades_history", **partition("BTCUSDT")).collect()
+    assert fast.sort("trade_id").equals(
+        lake.scan("trades_history", **partition("BTCUSDT")).collect().sort("trade_id")
+    )
+    lake.replace_partition(
+        "trades_history", trades("BTCUSDT", range(9)), partition("BTCUSDT"), KEYS
+    )
+    assert lake.read_partition("trades_history", **partition("BTCUSDT")).collect().height == 9
+    assert lake.read_partition("trades_history", **partition("XRPUSDT")).collect().is_empty()
