@@ -51,16 +51,14 @@ def _parser() -> argparse.ArgumentParser:
         help="load historic trades for symbols x days through the trades_history asset",
         description="Load historic trades (archive, REST fallback) for every symbol x day.",
     )
-    backfill.add_argument("symbols", nargs="+", help="BTCUSDT,ETHUSDT or BTCUSDT ETHUSDT")
-    backfill.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD")
-    backfill.add_argument("--end", type=_date, help="last day, inclusive (default: --start)")
+    _add_range_arguments(backfill)
     backfill.add_argument(
         "--source",
         choices=("auto", "archive", "rest"),
         default="auto",
         help="auto: the archive, REST when the archive has no file for the day",
     )
-    backfill.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
+    _add_lake_argument(backfill)
     backfill.set_defaults(run=_run_backfill)
 
     build = commands.add_parser(
@@ -68,10 +66,8 @@ def _parser() -> argparse.ArgumentParser:
         help="build trades, quotes and every SQL model for symbols x days",
         description="Materialize the daily assets (trades, quotes, compaction, SQL models).",
     )
-    build.add_argument("symbols", nargs="+", help="BTCUSDT,ETHUSDT or BTCUSDT ETHUSDT")
-    build.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD")
-    build.add_argument("--end", type=_date, help="last day, inclusive (default: --start)")
-    build.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
+    _add_range_arguments(build)
+    _add_lake_argument(build)
     build.set_defaults(run=_run_build)
 
     show = commands.add_parser(
@@ -88,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--output", help="write to this file instead of standard output")
     show.add_argument("--limit", type=int, default=None, help="at most this many rows")
-    show.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
+    _add_lake_argument(show)
     show.set_defaults(run=_run_show)
 
     stream = commands.add_parser(
@@ -100,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     stream.add_argument("--exchange", choices=("binance", "coinbase"), default="binance")
     stream.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
     stream.add_argument("--capture", help="also write every raw message to this JSONL file")
-    stream.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
+    _add_lake_argument(stream)
     stream.set_defaults(run=_run_stream)
 
     symbols = commands.add_parser("symbols", help="list or add the symbols partitions")
@@ -119,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--sim-port", type=int, default=8765)
-    ui.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
+    _add_lake_argument(ui)
     ui.set_defaults(run=_run_ui)
 
     demo = commands.add_parser(
@@ -131,6 +127,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=int, default=3)
     demo.set_defaults(run=_run_demo)
     return parser
+
+
+def _add_range_arguments(parser: argparse.ArgumentParser) -> None:
+    """The symbols x days a backfill or build covers."""
+    parser.add_argument("symbols", nargs="+", help="BTCUSDT,ETHUSDT or BTCUSDT ETHUSDT")
+    parser.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD")
+    parser.add_argument("--end", type=_date, help="last day, inclusive (default: --start)")
+
+
+def _add_lake_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
 
 
 def _date(text: str) -> dt.date:
