@@ -73,6 +73,20 @@ def test_the_servers_used_weight_overrides_the_local_count():
     assert budget.acquire(10).waited > 0.2
 
 
+def test_a_lower_count_from_the_servers_next_window_frees_no_weight_in_ours():
+    """The server rolls at the boundary, the budget only after its grace: in between, a
+    header from the server's new window must not reopen the budget's old one."""
+    now = [1000.98]
+    budget = WeightBudget(100, window_seconds=1.0, grace_seconds=0.05, clock=lambda: now[0])
+    for used in (30, 60):
+        budget.settle(budget.acquire(30), used)
+    in_flight = budget.acquire(25)
+    now[0] = 1001.02  # the server's boundary passed; the budget's grace has not
+    budget.settle(in_flight, 25)  # the server counted it in its new window
+    assert in_flight.window == budget.acquire(0).window
+    assert budget.used == 85
+
+
 def test_a_retry_after_block_holds_back_every_client_sharing_the_budget():
     budget = WeightBudget(6000, window_seconds=60)
     budget.block_for(0.4)

@@ -5,7 +5,8 @@ IP, reports the running total in `X-MBX-USED-WEIGHT-1M`, answers 429 when the li
 exceeded and bans the IP (418) when a client keeps going after a 429. So the budget is
 shared by every client in the process that talks to the same IP (a backfill and the
 stream's gap filler), reserves weight *before* sending, trusts the server's header over
-its own count, and holds all of them back together while a Retry-After runs.
+its own count when the server has seen more, and holds all of them back together while a
+Retry-After runs.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ class WeightBudget:
 
     `acquire` blocks until the request fits under `limit * max_fraction` in the current
     window (sleeping to the window's end if it doesn't) and until any Retry-After block is
-    over. `settle` replaces the local count with the server's `X-MBX-USED-WEIGHT-1M` when
-    the response carries it, because other processes on the same IP use the same weight.
+    over. `settle` raises the local count to the server's `X-MBX-USED-WEIGHT-1M` when the
+    response carries a higher one, because other processes on the same IP use the same weight.
     Windows are aligned to the wall clock (`time.time() // window_seconds`), as Binance's
     are; `grace_seconds` after each boundary absorbs small clock differences.
     """
@@ -127,8 +128,11 @@ class WeightBudget:
                 self._cond.wait(wait_until - now)
 
     def settle(self, reservation: Reservation, server_used: int | None) -> None:
-        """Record the response: the server's count wins over ours within the same window.
+        """Record the response: the server's count raises ours, never lowers it.
 
+        A header above our count is weight other processes on the IP used. A header below
+        it is the server's *next* window: its boundary passed while ours waits out the
+        grace, so the low figure must not free weight in the window we are still counting.
         A request reserved in the previous window that comes back in this one may have
         been counted by the server in either; its weight is added to this window, the
         safe guess (the header can't say which window it counted).
@@ -137,10 +141,7 @@ class WeightBudget:
             self._roll(self._clock())
             if reservation.window == self._window:
                 self._pending = max(0, self._pending - reservation.weight)
-                if server_used is None:
-                    self._used += reservation.weight
-                else:
-                    self._used = server_used
+                self._used = max(self._used + reservation.weight, server_used or 0)
             else:
                 self._used += reservation.weight
             self._cond.notify_all()
