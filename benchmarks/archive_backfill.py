@@ -1,8 +1,9 @@
 """Archive backfill: one instrument-day end to end, against the floor of the same bytes.
 
-End to end is what the `trades_history` asset does for a partition: `load_partition`
-(CHECKSUM, download, sha256, unzip, parse, lake keys, one Delta commit) then
-`check_partition` (the Great Expectations checks), from the simulator on loopback.
+End to end is what the `trades_history` asset does for a partition,
+`load_and_check_partition`: CHECKSUM, download, sha256, unzip, parse, lake keys, then one
+Delta commit with the Great Expectations checks running beside it, from the simulator on
+loopback.
 
 The floor is the least any implementation must do with the same day: a bare `pl.read_csv`
 of the already unzipped CSV plus a bare `write_deltalake` of that frame into a new table.
@@ -24,7 +25,7 @@ from pathlib import Path
 import polars as pl
 from deltalake import write_deltalake
 
-from assets.trades_history import check_partition, load_partition
+from assets.trades_history import load_and_check_partition
 from benchmarks.common import DAY, SYMBOL, Context, Row, human_count, simulator
 from marketlake.exchanges.binance.archive import BinanceArchive
 from marketlake.exchanges.binance.parsing import TRADES_CSV_SCHEMA
@@ -74,8 +75,9 @@ def backfill_once(base_url: str, lake_root: Path, symbol: str = SYMBOL, date: dt
     lake = TimedLake(str(lake_root))
     try:
         started = time.perf_counter()
-        load = load_partition(symbol, date, lake=lake, archive=archive, rest=rest)
-        outcomes = check_partition(load)
+        load, outcomes = load_and_check_partition(
+            symbol, date, lake=lake, archive=archive, rest=rest
+        )
         seconds = time.perf_counter() - started
     finally:
         archive.inner.close()
@@ -86,7 +88,7 @@ def backfill_once(base_url: str, lake_root: Path, symbol: str = SYMBOL, date: dt
     phases = {
         "fetch": archive.seconds,
         "write": lake.timings["write"],
-        "checks and the rest": seconds - archive.seconds - lake.timings["write"],
+        "checks past the write, and the rest": seconds - archive.seconds - lake.timings["write"],
     }
     return seconds, load.frame.height, phases
 
@@ -153,7 +155,7 @@ def _one_size(ctx: Context, n: int) -> list[Row]:
     return [
         Row(
             "archive backfill",
-            f"{label}, end to end (load_partition + check_partition)",
+            f"{label}, end to end (load_and_check_partition)",
             "rows/s",
             [n / s for s in totals],
             bar=BAR_ROWS_PER_S,

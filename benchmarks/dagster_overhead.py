@@ -2,7 +2,7 @@
 
 The same partitions (3 symbols x 60 small days of `trades_history`) three ways:
 
-- the bare work: `load_partition` + `check_partition` per partition, in this process;
+- the bare work: `load_and_check_partition` per partition, in this process;
 - the CLI: `marketlake backfill` (Dagster in-process, one run per partition), its own
   reported time, on the first `CLI_SAMPLE` partitions of one symbol (one run per partition
   makes the whole set take ~15 minutes; the per-partition cost is flat);

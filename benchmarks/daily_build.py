@@ -113,7 +113,7 @@ def run(ctx: Context) -> list[Row]:
     last = steps[-1]
     slowest = sorted(last.items(), key=lambda kv: -kv[1])[:3]
     backfill_median = sorted(backfills)[len(backfills) // 2]
-    compare = f"backfill of the same day {backfill_median:.2f} s (load_partition + check_partition)"
+    compare = f"backfill of the same day {backfill_median:.2f} s (load_and_check_partition)"
     rows = [
         Row(
             "daily build",

@@ -221,10 +221,11 @@ TIMED_CHECK = "trade_ids_contiguous"
 def build_daily_definitions(settings: Any) -> dg.Definitions:
     """`trades_history` on DailyPartitionsDefinition: one run writes every symbol of its day.
 
-    Each symbol is still its own Delta partition and its own `load_partition` call; only the
-    Dagster partition (and so the status, the checks and the unit of retry) is the day.
+    Each symbol is still its own Delta partition and its own `load_and_check_partition`
+    call; only the Dagster partition (and so the status, the checks and the unit of retry)
+    is the day.
     """
-    from assets.trades_history import check_partition, load_partition
+    from assets.trades_history import load_and_check_partition
     from assets.trades_history_checks import CHECK_DESCRIPTIONS, WARN_CHECKS
     from orchestration.partitions import symbol_partitions
     from orchestration.resources import build_resources
@@ -259,9 +260,11 @@ def build_daily_definitions(settings: Any) -> dg.Definitions:
         failed: dict[str, list[str]] = {name: [] for name in CHECK_DESCRIPTIONS}
         rows = 0
         for symbol in context.instance.get_dynamic_partitions(symbol_partitions.name):
-            load = load_partition(symbol, date, lake=lake, archive=archive, rest=rest)
+            load, outcomes = load_and_check_partition(
+                symbol, date, lake=lake, archive=archive, rest=rest
+            )
             rows += load.frame.height
-            for outcome in check_partition(load):
+            for outcome in outcomes:
                 if not outcome.passed:
                     failed[outcome.name].append(symbol)
         yield dg.MaterializeResult(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 
 import dagster as dg
 import polars as pl
 import pytest
 
+from assets.trades_history import load_and_check_partition
+from marketlake.exchanges.binance.archive import BinanceArchive
+from marketlake.exchanges.binance.rest import BinanceRest
 from marketlake.lake import Lake
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.server import Simulator
@@ -162,3 +166,28 @@ def test_a_batch_run_records_every_partitions_checks(world):
     }  # fmt: skip
     for symbol in SYMBOLS:
         assert world.rows(symbol, dt.date(2024, 3, 2)).height == 4_000
+
+
+@dataclasses.dataclass(frozen=True)
+class FailingLake(Lake):
+    """A lake whose disk fails on the next partition write, after the checks started."""
+
+    def replace_partition(self, *args, **kwargs) -> int:
+        raise OSError("No space left on device")
+
+
+def test_a_failed_write_raises_after_its_checks_and_leaves_the_rows(world):
+    world.run(f"{DAY}|BTCUSDT")
+    before = world.rows("BTCUSDT", DAY)
+    version = world.lake.version("trades_history")
+    with (
+        BinanceArchive(world.sim.base_url) as archive,
+        BinanceRest(world.sim.base_url) as rest,
+        pytest.raises(OSError, match="No space left"),
+    ):
+        load_and_check_partition(
+            "BTCUSDT", DAY, lake=FailingLake(world.lake.uri), archive=archive, rest=rest
+        )
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("checks")]
+    assert world.lake.version("trades_history") == version
+    assert world.rows("BTCUSDT", DAY).equals(before)

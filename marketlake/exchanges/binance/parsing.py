@@ -83,7 +83,7 @@ def parse_trades_csv_with_unit(
     data: Path | io.BytesIO = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
     try:
         frame = pl.read_csv(data, has_header=False, schema=TRADES_CSV_SCHEMA)
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:
+    except pl.exceptions.PolarsError as exc:
         raise _format_error_from_polars(source, label, exc) from exc
     return _raw_trades(frame, label)
 
