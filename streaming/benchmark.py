@@ -35,7 +35,16 @@ from marketlake.simulator.websocket import WsSimulator
 from streaming.config import StreamConfig, StreamStatus
 from streaming.runner import StreamRunner
 
-SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT")
+#: Fifty Binance spot USDT pairs (the simulator makes a market for any name).
+SYMBOLS = (
+    "BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "TRXUSDT",
+    "AVAXUSDT", "LINKUSDT", "DOTUSDT", "LTCUSDT", "BCHUSDT", "XLMUSDT", "UNIUSDT", "ATOMUSDT",
+    "ETCUSDT", "FILUSDT", "APTUSDT", "ARBUSDT", "OPUSDT", "NEARUSDT", "ICPUSDT", "AAVEUSDT",
+    "SUIUSDT", "SEIUSDT", "INJUSDT", "TIAUSDT", "HBARUSDT", "VETUSDT", "ALGOUSDT", "SANDUSDT",
+    "MANAUSDT", "AXSUSDT", "EGLDUSDT", "THETAUSDT", "FTMUSDT", "GRTUSDT", "RUNEUSDT", "MKRUSDT",
+    "LDOUSDT", "CRVUSDT", "SNXUSDT", "COMPUSDT", "DYDXUSDT", "PEPEUSDT", "SHIBUSDT", "WLDUSDT",
+    "JUPUSDT", "ENAUSDT",
+)  # fmt: skip
 
 
 def _pin(cpu: int) -> None:
