@@ -159,7 +159,9 @@ def test_a_deflate_stream_cut_short_is_refused(tmp_path):
     path = zip_file(tmp_path, stream[: len(stream) // 2], zipfile.ZIP_STORED)
     raw = bytearray(path.read_bytes())
     raw[8] = zipfile.ZIP_DEFLATED  # the local header's compression method
-    raw[raw.index(b"PK\x01\x02") + 10] = zipfile.ZIP_DEFLATED  # and the central directory's
+    central = raw.index(b"PK\x01\x02")
+    raw[central + 10] = zipfile.ZIP_DEFLATED  # and the central directory's
+    raw[central + 24 : central + 28] = len(REAL).to_bytes(4, "little")  # the inflated size
     path.write_bytes(bytes(raw))
     with pytest.raises(ArchiveIntegrityError, match="cut short"):
         list(member_blocks(path, MEMBER, URL))
@@ -196,3 +198,16 @@ def test_a_parse_error_stops_the_unzip_worker(tmp_path):
     with pytest.raises(ArchiveFormatError, match=r"\bline 1\b"):
         parse_member(zip_file(tmp_path, payload), MEMBER, URL, piece=64)
     assert not [thread for thread in threading.enumerate() if thread.name == "unzip"]
+
+
+def test_a_member_inflating_past_its_declared_size_is_stopped_early(tmp_path, monkeypatch):
+    """A zip bomb: 64 MB of one byte in a few KB, declared as 1,000 bytes."""
+    monkeypatch.setattr(archive_module, "_PIECE", 1 << 20)
+    path = zip_file(tmp_path, b"1" * (64 << 20))
+    raw = bytearray(path.read_bytes())
+    central = raw.index(b"PK\x01\x02")
+    raw[central + 24 : central + 28] = (1000).to_bytes(4, "little")  # uncompressed size
+    path.write_bytes(bytes(raw))
+    blocks = member_blocks(path, MEMBER, URL)
+    with pytest.raises(ArchiveIntegrityError, match="inflates past the 1000 bytes"):
+        next(blocks)

@@ -26,7 +26,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import httpx
 import polars as pl
@@ -243,7 +243,8 @@ def member_blocks(zip_path: Path, member: str, url: str) -> Iterator[bytes]:
     (0.35 s instead of 0.86 s for a 5M-trade day, single-threaded), with the checks zipfile
     makes: the member exists, is stored or deflated and not encrypted, its stream ends, and
     its size and CRC-32 match the central directory. Any mismatch raises
-    `ArchiveIntegrityError` once the block that shows it is reached.
+    `ArchiveIntegrityError` once the block that shows it is reached; blocks are at most
+    `_PIECE` bytes, and inflating past the declared size stops at once (a zip bomb).
     """
     with zipfile.ZipFile(zip_path) as archive:
         try:
@@ -276,13 +277,14 @@ def member_blocks(zip_path: Path, member: str, url: str) -> Iterator[bytes]:
             if not raw:
                 raise ArchiveIntegrityError(f"{url}: corrupt zip: {member} is cut short")
             left -= len(raw)
-            try:
-                block = inflater.decompress(raw) if inflater else raw
-            except isal_zlib.error as exc:
-                raise ArchiveIntegrityError(f"{url}: corrupt zip: {member}: {exc}") from exc
-            if block:
+            for block in _inflate(inflater, raw, member, url) if inflater else (raw,):
                 crc = isal_zlib.crc32(block, crc)
                 size += len(block)
+                if size > info.file_size:  # a zip bomb or a lying header: stop here
+                    raise ArchiveIntegrityError(
+                        f"{url}: corrupt zip: {member} inflates past the {info.file_size} "
+                        "bytes the zip says it holds"
+                    )
                 yield block
     if inflater is not None and not inflater.eof:
         raise ArchiveIntegrityError(f"{url}: corrupt zip: {member}'s deflate stream is cut short")
@@ -294,6 +296,21 @@ def member_blocks(zip_path: Path, member: str, url: str) -> Iterator[bytes]:
         raise ArchiveIntegrityError(
             f"{url}: corrupt zip: bad CRC-32 for {member} ({crc:08x}, the zip says {info.CRC:08x})"
         )
+
+
+def _inflate(inflater: Any, raw: bytes, member: str, url: str) -> Iterator[bytes]:
+    """Inflate `raw` in blocks of at most `_PIECE` bytes, so no input can balloon in memory."""
+    pending = raw
+    try:
+        while True:
+            block = inflater.decompress(pending, _PIECE)
+            pending = inflater.unconsumed_tail
+            if block:
+                yield block
+            if not pending and len(block) < _PIECE:
+                return
+    except isal_zlib.error as exc:
+        raise ArchiveIntegrityError(f"{url}: corrupt zip: {member}: {exc}") from exc
 
 
 def line_pieces(blocks: Iterable[bytes], size: int = _PIECE) -> Iterator[bytes]:
