@@ -1,9 +1,8 @@
 """Archive backfill: one instrument-day end to end, against the floor of the same bytes.
 
 End to end is what the `trades_history` asset does for a partition,
-`load_and_check_partition`: CHECKSUM, download, sha256, unzip, parse, lake keys, then one
-Delta commit with the Great Expectations checks running beside it, from the simulator on
-loopback.
+`load_and_check_partition`: CHECKSUM, download, sha256, unzip, parse, lake keys, one
+Delta commit, then the Great Expectations checks, from the simulator on loopback.
 
 The floor is the least any implementation must do with the same day: a bare `pl.read_csv`
 of the already unzipped CSV plus a bare `write_deltalake` of that frame into a new table.
@@ -88,7 +87,7 @@ def backfill_once(base_url: str, lake_root: Path, symbol: str = SYMBOL, date: dt
     phases = {
         "fetch": archive.seconds,
         "write": lake.timings["write"],
-        "checks past the write, and the rest": seconds - archive.seconds - lake.timings["write"],
+        "checks and the rest": seconds - archive.seconds - lake.timings["write"],
     }
     return seconds, load.frame.height, phases
 
