@@ -6,11 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from support.samples import REAL_SAMPLES
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
-#: The real exchange data beside the checkout (see its PROVENANCE.md).
-REAL_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "real-samples"
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support.samples import TRADES_CSV_2024
 
 from marketlake.exchanges.binance import archive as archive_module
 from marketlake.exchanges.binance.archive import line_pieces, member_blocks, parse_member
@@ -26,17 +27,10 @@ from marketlake.exchanges.errors import ArchiveFormatError, ArchiveIntegrityErro
 from marketlake.simulator import data
 from marketlake.simulator.data import SimConfig
 
-SAMPLE_CSV = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "real-samples"
-    / "binance_vision"
-    / "BTCUSDT-trades-2024-12-31.head.csv"
-)
 MEMBER = "BTCUSDT-trades-2024-12-31.csv"
 URL = "http://127.0.0.1/BTCUSDT-trades-2024-12-31.zip"
 
-REAL = SAMPLE_CSV.read_bytes()
+REAL = TRADES_CSV_2024.read_bytes()
 #: The real rows, and the same rows without the final newline.
 VARIANTS = {"real": REAL, "no final newline": REAL.rstrip(b"\n")}
 #: Blank lines where cuts are likely to fall: malformed, and refused at the same line

@@ -10,15 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import polars as pl
 import pytest
+from support.samples import TRADES_CSV_2024
+from support.scripted_server import ScriptedServer, files
 
 from marketlake.exchanges.binance.archive import ArchiveDay, BinanceArchive
 from marketlake.exchanges.errors import (
@@ -40,13 +40,6 @@ NOW = dt.datetime(2025, 3, 10, 12, 0, tzinfo=dt.UTC)
 CONFIG = SimConfig(seed=21, trades_per_day=30_000, symbols=(SYMBOL, "ETHUSDT"))
 MS_DAY = dt.date(2024, 12, 31)
 US_DAY = dt.date(2025, 1, 2)
-SAMPLE_CSV = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "real-samples"
-    / "binance_vision"
-    / "BTCUSDT-trades-2024-12-31.head.csv"
-)
 
 
 @pytest.fixture(scope="module")
@@ -173,54 +166,6 @@ def test_an_archive_that_keeps_failing_raises_a_download_error(sim: Simulator):
 # --- breakages the simulator can't produce -------------------------------------------------------
 
 
-class StaticServer:
-    """Serves fixed bodies by path; `cut` paths send half the body and hang up, once."""
-
-    def __init__(self, files: dict[str, bytes], cut: set[str] = frozenset()) -> None:
-        self.files, self.cut, self.hits = files, set(cut), 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                outer.hits += 1
-                body = outer.files.get(self.path)
-                if body is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.path in outer.cut:
-                    outer.cut.discard(self.path)
-                    self.wfile.write(body[: len(body) // 2])
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> StaticServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-
 DAY = dt.date(2024, 12, 31)
 ZIP_PATH = "/data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-2024-12-31.zip"
 
@@ -238,47 +183,56 @@ def served(zip_bytes: bytes, name: str = "BTCUSDT-trades-2024-12-31.zip") -> dic
 
 
 def test_the_real_sample_rows_round_trip_through_a_zip():
-    csv = SAMPLE_CSV.read_bytes()
-    with StaticServer(served(zip_of("BTCUSDT-trades-2024-12-31.csv", csv))) as server:
+    csv = TRADES_CSV_2024.read_bytes()
+    with ScriptedServer(files(served(zip_of("BTCUSDT-trades-2024-12-31.csv", csv)))) as server:
         fetched = BinanceArchive(server.base_url).fetch_day(SYMBOL, DAY)
     assert (fetched.line_count, fetched.trades.height, fetched.unit) == (217, 217, "ms")
     assert fetched.trades["ts"][0] == dt.datetime(2024, 12, 31, 0, 0, 0, 213000, tzinfo=dt.UTC)
 
 
 def test_a_zip_without_the_days_csv_raises_an_integrity_error():
-    files = served(zip_of("something-else.csv", SAMPLE_CSV.read_bytes()))
-    with StaticServer(files) as server, pytest.raises(ArchiveIntegrityError, match="no member"):
+    bodies = served(zip_of("something-else.csv", TRADES_CSV_2024.read_bytes()))
+    with (
+        ScriptedServer(files(bodies)) as server,
+        pytest.raises(ArchiveIntegrityError, match="no member"),
+    ):
         BinanceArchive(server.base_url).fetch_day(SYMBOL, DAY)
 
 
 def test_a_crc_error_inside_a_checksum_valid_zip_raises_an_integrity_error():
-    good = zip_of("BTCUSDT-trades-2024-12-31.csv", SAMPLE_CSV.read_bytes(), zipfile.ZIP_STORED)
+    good = zip_of("BTCUSDT-trades-2024-12-31.csv", TRADES_CSV_2024.read_bytes(), zipfile.ZIP_STORED)
     at = good.index(b"4356587600")  # a byte inside the stored CSV data
     bad = good[:at] + b"5" + good[at + 1 :]
-    with StaticServer(served(bad)) as server, pytest.raises(ArchiveIntegrityError, match="CRC"):
+    with (
+        ScriptedServer(files(served(bad))) as server,
+        pytest.raises(ArchiveIntegrityError, match="CRC"),
+    ):
         BinanceArchive(server.base_url).fetch_day(SYMBOL, DAY)
 
 
 def test_a_checksum_naming_another_file_is_refused():
-    files = served(
+    bodies = served(
         zip_of("BTCUSDT-trades-2024-12-31.csv", b""), name="ETHUSDT-trades-2024-12-31.zip"
     )
-    with StaticServer(files) as server, pytest.raises(ArchiveChecksumError, match="ETHUSDT"):
+    with (
+        ScriptedServer(files(bodies)) as server,
+        pytest.raises(ArchiveChecksumError, match="ETHUSDT"),
+    ):
         BinanceArchive(server.base_url).fetch_day(SYMBOL, DAY)
 
 
 def test_a_download_cut_mid_body_is_retried_from_scratch():
-    files = served(zip_of("BTCUSDT-trades-2024-12-31.csv", SAMPLE_CSV.read_bytes()))
-    with StaticServer(files, cut={ZIP_PATH}) as server:
+    bodies = served(zip_of("BTCUSDT-trades-2024-12-31.csv", TRADES_CSV_2024.read_bytes()))
+    with ScriptedServer(files(bodies, cut={ZIP_PATH})) as server:
         archive = BinanceArchive(server.base_url, backoff_base=0.01)
         fetched = archive.fetch_day(SYMBOL, DAY)
-        assert server.hits == 3  # CHECKSUM, the cut zip, the whole zip
+        assert len(server.seen) == 3  # CHECKSUM, the cut zip, the whole zip
     assert fetched.trades.height == 217
-    assert fetched.bytes_downloaded == len(files[ZIP_PATH])
+    assert fetched.bytes_downloaded == len(bodies[ZIP_PATH])
 
 
 def test_an_empty_day_is_an_empty_frame():
-    with StaticServer(served(zip_of("BTCUSDT-trades-2024-12-31.csv", b""))) as server:
+    with ScriptedServer(files(served(zip_of("BTCUSDT-trades-2024-12-31.csv", b"")))) as server:
         fetched = BinanceArchive(server.base_url).fetch_day(SYMBOL, DAY)
     assert fetched.trades.height == 0 and fetched.line_count == 0 and fetched.unit is None
     assert fetched.trades.schema == RAW_TRADES

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from support.samples import BINANCE_REST, BINANCE_VISION, TRADES_CSV_2024, TRADES_CSV_2025
 
 from marketlake.exchanges.binance.parsing import (
     AGG_TRADES,
@@ -26,12 +27,6 @@ from marketlake.exchanges.binance.parsing import (
 )
 from marketlake.exchanges.errors import ArchiveFormatError, ExchangeError, ResponseFormatError
 from marketlake.schemas import RAW_TRADES
-
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "real-samples"
-VISION = SAMPLES / "binance_vision"
-REST = SAMPLES / "binance_rest"
-CSV_2024 = VISION / "BTCUSDT-trades-2024-12-31.head.csv"
-CSV_2025 = VISION / "BTCUSDT-trades-2025-01-01.head.csv"
 
 UTC = dt.UTC
 
@@ -57,7 +52,7 @@ def reference_rows(path: Path) -> list[tuple]:
 
 
 def test_ms_archive_csv_parses_to_exact_values_and_timestamps():
-    trades, unit = parse_trades_csv_with_unit(CSV_2024)
+    trades, unit = parse_trades_csv_with_unit(TRADES_CSV_2024)
     assert unit == "ms"
     assert trades.schema == RAW_TRADES
     assert trades.height == 217
@@ -80,7 +75,7 @@ def test_ms_archive_csv_parses_to_exact_values_and_timestamps():
 
 
 def test_us_archive_csv_keeps_microseconds_exactly():
-    trades, unit = parse_trades_csv_with_unit(CSV_2025)
+    trades, unit = parse_trades_csv_with_unit(TRADES_CSV_2025)
     assert unit == "us"
     assert trades.schema == RAW_TRADES
     assert trades.height == 210
@@ -102,7 +97,7 @@ def test_us_archive_csv_keeps_microseconds_exactly():
     )
 
 
-@pytest.mark.parametrize("path", [CSV_2024, CSV_2025], ids=["ms", "us"])
+@pytest.mark.parametrize("path", [TRADES_CSV_2024, TRADES_CSV_2025], ids=["ms", "us"])
 def test_every_row_equals_an_independent_parse_and_ids_are_contiguous(path: Path):
     trades = parse_trades_csv(path)
     assert trades.rows() == reference_rows(path)
@@ -112,16 +107,16 @@ def test_every_row_equals_an_independent_parse_and_ids_are_contiguous(path: Path
 
 
 def test_raw_ts_is_the_integer_epoch_times_1000_for_ms_files():
-    trades = parse_trades_csv(CSV_2024)
+    trades = parse_trades_csv(TRADES_CSV_2024)
     assert trades["ts"].dt.epoch("us")[0] == 1735603200213 * 1000
-    trades = parse_trades_csv(CSV_2025)
+    trades = parse_trades_csv(TRADES_CSV_2025)
     assert trades["ts"].dt.epoch("us")[0] == 1735689600010866
 
 
 def test_bytes_str_and_path_sources_parse_identically():
-    from_path = parse_trades_csv(CSV_2025)
-    assert parse_trades_csv(str(CSV_2025)).equals(from_path)
-    assert parse_trades_csv(CSV_2025.read_bytes()).equals(from_path)
+    from_path = parse_trades_csv(TRADES_CSV_2025)
+    assert parse_trades_csv(str(TRADES_CSV_2025)).equals(from_path)
+    assert parse_trades_csv(TRADES_CSV_2025.read_bytes()).equals(from_path)
 
 
 def test_an_empty_archive_csv_is_an_empty_frame_of_the_schema(tmp_path: Path):
@@ -132,13 +127,13 @@ def test_an_empty_archive_csv_is_an_empty_frame_of_the_schema(tmp_path: Path):
 
 
 def test_a_last_line_without_newline_is_a_full_row():
-    data = CSV_2024.read_bytes().rstrip(b"\n")
+    data = TRADES_CSV_2024.read_bytes().rstrip(b"\n")
     assert parse_trades_csv(data).height == 217
 
 
 # --- archive CSV: malformed files -------------------------------------------------------------
 
-GOOD = CSV_2024.read_bytes()
+GOOD = TRADES_CSV_2024.read_bytes()
 GOOD_LINES = GOOD.splitlines(keepends=True)
 
 
@@ -233,7 +228,7 @@ def reference_rest_rows(path: Path) -> list[tuple]:
 
 
 def test_historical_trades_json_parses_to_exact_values():
-    path = REST / "nautilus_http_spot_market_historical_trades.json"
+    path = BINANCE_REST / "nautilus_http_spot_market_historical_trades.json"
     trades = parse_rest_trades(path.read_bytes())
     assert trades.schema == RAW_TRADES
     assert trades.height == 10
@@ -257,7 +252,7 @@ def test_historical_trades_json_parses_to_exact_values():
 
 
 def test_recent_trades_json_parses_to_exact_values():
-    path = REST / "nautilus_http_spot_market_trades.json"
+    path = BINANCE_REST / "nautilus_http_spot_market_trades.json"
     trades = parse_rest_trades(path.read_bytes())
     assert trades.row(0) == (
         1111468873,
@@ -272,7 +267,9 @@ def test_recent_trades_json_parses_to_exact_values():
 
 
 def test_agg_trades_json_parses_to_exact_values():
-    trades = parse_agg_trades((REST / "nautilus_http_spot_market_agg_trades.json").read_bytes())
+    trades = parse_agg_trades(
+        (BINANCE_REST / "nautilus_http_spot_market_agg_trades.json").read_bytes()
+    )
     assert trades.schema == AGG_TRADES
     assert trades.height == 10
     assert trades.row(0) == (
@@ -317,7 +314,9 @@ def test_a_trades_body_that_is_not_a_trades_list_raises_a_format_error(body: byt
 
 
 def test_exchange_info_maps_each_symbol_to_its_entry():
-    info = parse_exchange_info((REST / "nautilus_http_spot_market_exchange_info.json").read_bytes())
+    info = parse_exchange_info(
+        (BINANCE_REST / "nautilus_http_spot_market_exchange_info.json").read_bytes()
+    )
     assert set(info) == {"BTCUSDT", "ETHUSDT"}
     btc = info["BTCUSDT"]
     assert (btc["status"], btc["baseAsset"], btc["quoteAsset"]) == ("TRADING", "BTC", "USDT")
@@ -327,7 +326,9 @@ def test_exchange_info_maps_each_symbol_to_its_entry():
 
 
 def test_exchange_info_reads_the_modern_documented_shape():
-    body = (REST / "DOCEXAMPLE_nautilus_crates_spot_exchange_info_response.json").read_bytes()
+    body = (
+        BINANCE_REST / "DOCEXAMPLE_nautilus_crates_spot_exchange_info_response.json"
+    ).read_bytes()
     info = parse_exchange_info(body)
     assert list(info) == ["ETHBTC"]
     assert info["ETHBTC"]["quoteAsset"] == "BTC"
@@ -343,11 +344,15 @@ def test_exchange_info_without_symbols_is_refused():
 
 
 def test_checksum_sidecars_without_trailing_newline_parse():
-    assert parse_checksum((VISION / "BTCUSDT-trades-2020-01-01.zip.CHECKSUM").read_text()) == (
+    assert parse_checksum(
+        (BINANCE_VISION / "BTCUSDT-trades-2020-01-01.zip.CHECKSUM").read_text()
+    ) == (
         "e710f3819a54c46a78188f67043b4de7d8914cfda8abb5f0075eb4a4d90bd042",
         "BTCUSDT-trades-2020-01-01.zip",
     )
-    assert parse_checksum((VISION / "BTCUSDT-aggTrades-2024-04-20.zip.CHECKSUM").read_bytes()) == (
+    assert parse_checksum(
+        (BINANCE_VISION / "BTCUSDT-aggTrades-2024-04-20.zip.CHECKSUM").read_bytes()
+    ) == (
         "08bfbf749848b1e0cf33287817b795bfae2a218f85aa4262821e3eb28e861232",
         "BTCUSDT-aggTrades-2024-04-20.zip",
     )

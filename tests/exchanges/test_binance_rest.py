@@ -11,14 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 
 import numpy as np
 import orjson
 import polars as pl
 import pytest
+from support.scripted_server import Reply, ScriptedServer
 
 from marketlake.exchanges.binance.ratelimit import WeightBudget, backoff_delay, depth_weight
 from marketlake.exchanges.binance.rest import BinanceRest, to_epoch_ms
@@ -234,69 +233,7 @@ def test_one_search_reuses_its_pages_for_the_second_boundary_of_a_day():
     assert market.requests - first_cost < first_cost
 
 
-# --- a scripted misbehaving server ---------------------------------------------------------------
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b"[]"
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    drop: bool = False  # close the connection without answering
-
-
-class ScriptedServer:
-    """A loopback HTTP server answering from a script and recording when it was asked."""
-
-    def __init__(self, script: list[Reply] | Callable[[str], Reply]) -> None:
-        self.script = script
-        self.seen: list[tuple[float, str]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                outer.seen.append((time.monotonic(), self.path))
-                script = outer.script
-                reply = (
-                    script(self.path)
-                    if callable(script)
-                    else (script.pop(0) if script else Reply(500))
-                )
-                time.sleep(reply.delay)
-                if reply.drop:
-                    self.close_connection = True
-                    return
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Length", str(len(reply.body)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(reply.body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> ScriptedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+# --- a scripted misbehaving server (support.scripted_server) ------------------------------------
 
 
 TRADES_BODY = orjson.dumps(

@@ -10,19 +10,18 @@ import re
 import threading
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import polars as pl
 import pytest
+from support.samples import BINANCE_REST, BINANCE_VISION
 
 from marketlake.schemas import RAW_TRADES
 from marketlake.simulator import Simulator, data, run
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.ratelimit import WeightLimiter
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "real-samples"
 CSV_LINE = re.compile(
     r"^(?P<id>\d+),(?P<price>\d+\.\d{8}),(?P<qty>\d+\.\d{8}),(?P<quote>\d+\.\d{8}),"
     r"(?P<time>\d{13}|\d{16}),(True|False),(True|False)$"
@@ -125,7 +124,7 @@ def test_quotes_are_consistent_with_trade_prints() -> None:
 
 def test_csv_lines_have_the_real_archive_shape() -> None:
     for sample in ("BTCUSDT-trades-2024-12-31.head.csv", "BTCUSDT-trades-2025-01-01.head.csv"):
-        real = (SAMPLES / "binance_vision" / sample).read_text().splitlines()[0]
+        real = (BINANCE_VISION / sample).read_text().splitlines()[0]
         assert CSV_LINE.match(real), real  # the pattern describes the real file
     for day, digits in ((D2024, 13), (D2025, 16)):
         text = data.archive_csv_bytes("BTCUSDT", day, SMALL).decode()
@@ -286,7 +285,7 @@ def test_archive_faults(client: httpx.Client, sim: Simulator) -> None:
 
 
 def _keys(sample: str) -> set[str]:
-    return set(json.loads((SAMPLES / "binance_rest" / sample).read_text())[0])
+    return set(json.loads((BINANCE_REST / sample).read_text())[0])
 
 
 def test_rest_shapes_match_binance(client: httpx.Client) -> None:
@@ -315,9 +314,7 @@ def test_rest_shapes_match_binance(client: httpx.Client) -> None:
 
     info = client.get("/api/v3/exchangeInfo").json()
     real = json.loads(
-        (
-            SAMPLES / "binance_rest" / "DOCEXAMPLE_nautilus_crates_spot_exchange_info_response.json"
-        ).read_text()
+        (BINANCE_REST / "DOCEXAMPLE_nautilus_crates_spot_exchange_info_response.json").read_text()
     )
     assert {"timezone", "serverTime", "rateLimits", "exchangeFilters", "symbols"} <= set(info)
     assert [s["symbol"] for s in info["symbols"]] == list(SMALL.symbols)

@@ -11,18 +11,10 @@ import pytest
 
 from assets.daily_transforms import compact_quotes, merge_trades, missing_id_ranges
 from marketlake import schemas
+from marketlake.exchanges.binance.parsing import TRADES_CSV_SCHEMA
 
 DAY = dt.date(2025, 1, 1)
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-CSV_SCHEMA = {
-    "trade_id": pl.Int64,
-    "price": pl.Float64,
-    "qty": pl.Float64,
-    "quote_qty": pl.Float64,
-    "time": pl.Int64,
-    "is_buyer_maker": pl.Boolean,
-    "is_best_match": pl.Boolean,
-}
 
 
 def trade_rows(ids: list[int], source: str, **overrides: object) -> pl.DataFrame:
@@ -120,7 +112,7 @@ def real_day(samples: Path) -> pl.DataFrame:
     raw = pl.read_csv(
         samples / "binance_vision" / "BTCUSDT-trades-2025-01-01.head.csv",
         has_header=False,
-        schema=CSV_SCHEMA,
+        schema=TRADES_CSV_SCHEMA,
     )
     return schemas.conform(
         raw.with_columns(

@@ -19,18 +19,8 @@ from polars.testing import assert_frame_equal
 from dbt_like_sql import build, load_manifest, run_model
 from dbt_like_sql.memory import MemoryStore
 from marketlake import schemas
+from marketlake.exchanges.binance.parsing import TRADES_CSV_SCHEMA
 
-CSV_SCHEMA = pl.Schema(
-    {
-        "trade_id": pl.Int64,
-        "price": pl.Float64,
-        "qty": pl.Float64,
-        "quote_qty": pl.Float64,
-        "time": pl.Int64,
-        "is_buyer_maker": pl.Boolean,
-        "is_best_match": pl.Boolean,
-    }
-)
 DAYS = {
     dt.date(2024, 12, 31): "BTCUSDT-trades-2024-12-31.head.csv",  # ms
     dt.date(2025, 1, 1): "BTCUSDT-trades-2025-01-01.head.csv",  # µs
@@ -44,7 +34,9 @@ BAR_COLUMNS = [
 
 
 def real_trades(samples: Path, day: dt.date, source: str = "archive") -> pl.DataFrame:
-    raw = pl.read_csv(samples / "binance_vision" / DAYS[day], has_header=False, schema=CSV_SCHEMA)
+    raw = pl.read_csv(
+        samples / "binance_vision" / DAYS[day], has_header=False, schema=TRADES_CSV_SCHEMA
+    )
     unit = "us" if raw["time"].max() > 10**15 else "ms"
     ts = pl.from_epoch("time", unit).dt.cast_time_unit("us").dt.replace_time_zone("UTC")
     return schemas.conform(

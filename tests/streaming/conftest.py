@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,14 +12,10 @@ import pytest
 
 from streaming import StreamConfig, StreamRunner, StreamStats
 
-SAMPLES = Path(os.environ.get("MARKETLAKE_REAL_SAMPLES", "/work/shared/real-samples"))
-
 
 @pytest.fixture
-def samples() -> Path:
-    if not SAMPLES.is_dir():
-        pytest.skip(f"real samples not found at {SAMPLES}")
-    return SAMPLES
+def samples(real_samples: Path) -> Path:
+    return real_samples
 
 
 class Landing:

@@ -2,39 +2,12 @@ import datetime as dt
 
 import polars as pl
 import pytest
+from support.frames import DAY, partition, trades
 
 from marketlake import schemas
 from marketlake.lake import Lake, partition_predicate
 
-DAY = dt.date(2024, 3, 1)
 KEYS = schemas.MARKET_PARTITION_COLUMNS
-
-
-def trades(symbol: str, ids: range, date: dt.date = DAY, price: float = 100.0) -> pl.DataFrame:
-    n = len(ids)
-    ts = dt.datetime.combine(date, dt.time(1), tzinfo=dt.UTC)
-    return schemas.conform(
-        pl.DataFrame(
-            {
-                "exchange": ["binance"] * n,
-                "symbol": [symbol] * n,
-                "date": [date] * n,
-                "trade_id": list(ids),
-                "price": [price] * n,
-                "qty": [1.0] * n,
-                "quote_qty": [price] * n,
-                "ts": [ts] * n,
-                "is_buyer_maker": [False] * n,
-                "source": ["archive"] * n,
-                "ingested_at": [ts] * n,
-            }
-        ),
-        schemas.TRADES,
-    )
-
-
-def partition(symbol: str, date: dt.date = DAY) -> dict:
-    return {"exchange": "binance", "symbol": symbol, "date": date}
 
 
 def read(lake: Lake) -> pl.DataFrame:

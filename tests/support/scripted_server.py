@@ -1,0 +1,94 @@
+"""A loopback HTTP server answering from a script: misbehaviour the simulator can't produce."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b"[]"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False  # close the connection without answering
+    cut: bool = False  # announce the whole body, send half of it, hang up
+
+
+class ScriptedServer:
+    """A loopback HTTP server answering from a script and recording when it was asked.
+
+    The script is a list of replies, taken in order (then 500s), or a function of the path.
+    """
+
+    def __init__(self, script: list[Reply] | Callable[[str], Reply]) -> None:
+        self.script = script
+        self.seen: list[tuple[float, str]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                outer.seen.append((time.monotonic(), self.path))
+                script = outer.script
+                reply = (
+                    script(self.path)
+                    if callable(script)
+                    else (script.pop(0) if script else Reply(500))
+                )
+                time.sleep(reply.delay)
+                if reply.drop:
+                    self.close_connection = True
+                    return
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Length", str(len(reply.body)))
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    if reply.cut:
+                        self.wfile.write(reply.body[: len(reply.body) // 2])
+                        self.close_connection = True
+                        return
+                    self.wfile.write(reply.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+
+def files(bodies: Mapping[str, bytes], cut: set[str] = frozenset()) -> Callable[[str], Reply]:
+    """A script serving fixed bodies by path (404 elsewhere); `cut` paths are cut once."""
+    pending_cuts = set(cut)
+
+    def reply(path: str) -> Reply:
+        if path not in bodies:
+            return Reply(404, b"")
+        if path in pending_cuts:
+            pending_cuts.discard(path)
+            return Reply(200, bodies[path], cut=True)
+        return Reply(200, bodies[path])
+
+    return reply
