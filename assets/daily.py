@@ -130,10 +130,6 @@ def build_trades_partition(
     )
 
 
-def between_zero_and_up(column: str) -> Expectation:
-    return Expectation("ExpectColumnValuesToBeBetween", {"column": column, "min_value": 0})
-
-
 def build_quotes_partition(key: PartitionKey, lake: Lake) -> PartitionResult:
     started = time.perf_counter()
     partition = key.lake_partition()

@@ -44,7 +44,6 @@ from marketlake.quality import CheckOutcome, run_checks
 TABLE = "trades_history"
 EXCHANGE = "binance"
 SourceMode = Literal["archive", "rest", "auto"]
-SOURCE_MODES: tuple[SourceMode, ...] = ("auto", "archive", "rest")
 
 
 @dataclass

@@ -13,14 +13,11 @@ import gc
 import os
 import platform
 import statistics
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
-
-import polars as pl
 
 from marketlake import schemas
 from marketlake.simulator import SimConfig, Simulator
@@ -113,34 +110,11 @@ def repeat(runs: int, once: Callable[[], float], warmup: int = 0) -> list[float]
 
 
 @contextlib.contextmanager
-def stopwatch() -> Iterator[Callable[[], float]]:
-    """`with stopwatch() as elapsed: ...; elapsed()` -> seconds (frozen at exit)."""
-    started = time.perf_counter()
-    end: list[float] = []
-    yield lambda: (end[0] if end else time.perf_counter()) - started
-    end.append(time.perf_counter())
-
-
-@contextlib.contextmanager
 def simulator(ctx: Context, trades_per_day: int, symbols: tuple[str, ...] = (SYMBOL,), **kw: Any):
     """The local exchange on loopback, its built zips cached for the whole session."""
     config = SimConfig(trades_per_day=trades_per_day, symbols=symbols)
     with Simulator(config, cache_dir=ctx.sim_cache, **kw) as sim:
         yield sim
-
-
-def ground_truth_trades(sim: Simulator, symbol: str, date: dt.date, source: str = "archive"):
-    """The simulator's day as `trades_history`/`trades` rows (what a perfect backfill writes)."""
-    from assets.trade_transforms import with_lake_keys
-
-    return with_lake_keys(
-        sim.ground_truth(symbol, date),
-        exchange=EXCHANGE,
-        symbol=symbol,
-        date=date,
-        source=source,
-        ingested_at=dt.datetime(2024, 6, 1, tzinfo=dt.UTC),
-    )
 
 
 def lake_partition(symbol: str = SYMBOL, date: dt.date = DAY) -> dict[str, Any]:
@@ -250,7 +224,3 @@ def print_table(rows: list[Row]) -> None:
     for cells in table_rows(rows):
         table.add_row(*(c.replace("**", "") for c in cells))
     Console(width=220).print(table)
-
-
-def polars_threads() -> int:
-    return pl.thread_pool_size()
