@@ -1,5 +1,8 @@
 # Every target installs what it needs (uv, then the locked environment) before it runs.
 SHELL := /bin/bash
+# Installs compile bytecode: where Python may not cache it (PYTHONDONTWRITEBYTECODE, common in
+# containers and set on CI), every process would otherwise compile Dagster and GE from source.
+export UV_COMPILE_BYTECODE := 1
 UV := $(shell command -v uv 2>/dev/null)
 ifeq ($(UV),)
 UV := $(HOME)/.local/bin/uv

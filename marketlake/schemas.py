@@ -1,4 +1,4 @@
-"""The table contract of DESIGN.md as Polars schemas, and symbol validation.
+"""The table contract of docs/design.md as Polars schemas, and symbol validation.
 
 Every writer conforms its frame to one of these schemas before it touches the lake, so a
 reader (Polars, pandas, DuckDB, Spark) sees the same types whichever path wrote a row.

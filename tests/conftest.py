@@ -13,5 +13,5 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 @pytest.fixture(scope="session")
 def real_samples() -> Path:
-    assert REAL_SAMPLES.is_dir(), f"the real samples are expected at {REAL_SAMPLES}"
+    assert REAL_SAMPLES.is_dir(), f"the real samples are missing from {REAL_SAMPLES}"
     return REAL_SAMPLES

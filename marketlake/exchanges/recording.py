@@ -9,7 +9,7 @@ The lander's ``capture=`` writes one JSON object per line::
 
 which is cryptofeed v3's recorder line with the receive time as integer microseconds
 (``ts_us``) instead of float seconds, so a capture never loses precision. `read_recording`
-reads that and every format in ``real-samples/``:
+reads that and every format in ``tests/data/real/``:
 
 - cryptofeed v3 jsonl (``{"t":"recv","ts":<s>,"data":"<frame>"}``; other ``t`` skipped),
 - cryptofeed v1 logs (``<local_ts>: <frame>``; the URL line and outgoing ``<-`` lines skipped),

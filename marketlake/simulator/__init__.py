@@ -1,7 +1,7 @@
 """The local exchange simulator: deterministic trades, archive zips and REST on loopback.
 
 `data` is the pure universe (trades, quotes, depth as functions of time); `server` serves
-it over HTTP with Binance's paths, shapes, weights and faults. See DESIGN.md.
+it over HTTP with Binance's paths, shapes, weights and faults. See docs/design.md.
 """
 
 from marketlake.simulator.data import SimConfig

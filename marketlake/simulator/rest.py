@@ -1,6 +1,6 @@
 """The api.binance.com side: Binance spot REST market-data endpoints, with Binance's shapes.
 
-Bodies match the real responses (see real-samples/binance_rest): compact JSON, prices and
+Bodies match the real responses (see tests/data/real/binance_rest): compact JSON, prices and
 quantities as 8-decimal strings, times in milliseconds even after 2025 (only the archive
 switched to µs). Trades exist only up to the simulator clock's now.
 

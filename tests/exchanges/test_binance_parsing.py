@@ -1,4 +1,4 @@
-"""Binance wire formats against real captures (real-samples/, see its PROVENANCE.md).
+"""Binance wire formats against real captures (tests/data/real/, see its PROVENANCE.md).
 
 Every expected value here is copied from the sample files by hand or computed by an
 independent parse (the csv/json modules and Python's float), never by the code under test.

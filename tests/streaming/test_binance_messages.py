@@ -1,4 +1,4 @@
-"""Every recorded Binance websocket frame in real-samples parses to the exact record.
+"""Every recorded Binance websocket frame in tests/data/real parses to the exact record.
 
 Exact literals are written out for the single-message files and for the first and last
 frame of the longer recordings; every other frame is checked against an independent

@@ -1,4 +1,4 @@
-"""Every recorded Coinbase Advanced Trade frame in real-samples parses to the exact record.
+"""Every recorded Coinbase Advanced Trade frame in tests/data/real parses to the exact record.
 
 The recording (cryptofeed v3, 2026-08-09) has market_trades snapshots and updates, ticker
 snapshots and updates, level2 updates (its two level2 snapshots were over 100 KB and are

@@ -1,11 +1,12 @@
-"""Where the real exchange data lives: `../shared/real-samples` beside the checkout."""
+"""Where the real exchange data lives: `tests/data/real`, copied byte for byte with its
+PROVENANCE.md, so that a clone of the repository tests against real captures on its own."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-#: The real exchange data beside the checkout (see its PROVENANCE.md).
-REAL_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "real-samples"
+#: Real exchange data kept in the repository (see its PROVENANCE.md and README.md).
+REAL_SAMPLES = Path(__file__).resolve().parents[1] / "data" / "real"
 BINANCE_VISION = REAL_SAMPLES / "binance_vision"
 BINANCE_REST = REAL_SAMPLES / "binance_rest"
 #: The first rows of two real archive days: milliseconds (2024) and microseconds (2025).

@@ -1,7 +1,7 @@
 """Binance spot combined streams: ``{ws}/stream?streams=<symbol>@trade/<symbol>@bookTicker/...``.
 
 Field mapping (Binance "WebSocket Streams for Binance", spot; checked against the recorded
-frames in ``real-samples/binance_ws``):
+frames in ``tests/data/real/binance_ws``):
 
 - ``<symbol>@trade``: ``t`` trade id, ``p`` price, ``q`` quantity, ``T`` trade time,
   ``m`` "is the buyer the market maker". ``ts`` = ``T``. Connections ask for

@@ -6,7 +6,7 @@ Subscriptions are one message per channel: ``{"type": "subscribe", "product_ids"
 frame was lost and the level2 book can no longer be trusted (the parser asks for a resync).
 
 Field mapping (Coinbase "Advanced Trade WebSocket channels"; checked against the recorded
-frames in ``real-samples/coinbase_ws``):
+frames in ``tests/data/real/coinbase_ws``):
 
 - ``market_trades`` -> trades: ``trade_id`` (a decimal string; ids run +1 per product),
   ``price``, ``size``, ``time`` (RFC 3339, µs), ``side``. ``side`` is the **maker's** side, as
