@@ -1,16 +1,14 @@
 """A small, faithful subset of dbt on Polars SQL: parse -> manifest -> compile -> run.
 
-`models/*.sql` are Jinja-templated SELECTs using `{{ ref('name') }}` and partition
-variables; `models/*.yml` hold descriptions and data tests in dbt's format. The engine
-imports no Dagster: the orchestration layer maps `Manifest.models` to assets (deps from
-`Model.refs`, checks from `Model.tests`): each asset calls `materialize` and evaluates
-`run_tests` on the rows it wrote; `build` runs a whole partition in dependency order.
+`models/*.sql` are Jinja-templated SELECTs using `{{ ref('name') }}`, partition variables
+and the macros of `macros/*.sql`; `models/*.yml` hold descriptions and data tests in dbt's
+format. The engine imports no Dagster: the orchestration layer maps `Manifest.models` to
+assets (deps from `Model.refs`, checks from `Model.tests`): each asset calls `materialize`
+and evaluates `run_tests` on the rows it wrote; `build` runs a whole partition in
+dependency order.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Final
 
 from dbt_like_sql.data_tests import TestResult, evaluate_test, run_tests
 from dbt_like_sql.errors import (
@@ -31,20 +29,18 @@ from dbt_like_sql.manifest import (
     Source,
     TestSpec,
 )
-from dbt_like_sql.parser import parse_project
+from dbt_like_sql.parser import MACROS_DIR, MODELS_DIR, parse_project
 from dbt_like_sql.partition import validate_partition
 from dbt_like_sql.runner import SOURCE_SCHEMAS, FrameStore, build, materialize, run_model
 
-#: The project's own models.
-MODELS_DIR: Final = Path(__file__).parent / "models"
-
 
 def load_manifest() -> Manifest:
-    """Parse the project's own models (sources are declared in models/schema.yml)."""
-    return parse_project(MODELS_DIR)
+    """Parse the project's own models and macros (sources are declared in models/schema.yml)."""
+    return parse_project(MODELS_DIR, macros_dir=MACROS_DIR)
 
 
 __all__ = [
+    "MACROS_DIR",
     "MODELS_DIR",
     "PARTITION_KEYS",
     "SOURCE_SCHEMAS",

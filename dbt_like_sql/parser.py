@@ -3,9 +3,10 @@
 The SQL files are Jinja templates rendered once, here, in a sandbox: `ref()`/`source()`
 record the dependency and return the table's name, `config()` records the config, and
 `partition.<key>` renders as a scalar subquery over the one-row `__partition` table the
-runner registers. So partition values are bound as data and never reach the SQL text,
-and a template cannot branch on them. Parsing reads the models directory only: no lake,
-no Polars, so definitions load fast and offline.
+executor registers. So partition values are bound as data and never reach the SQL text,
+and a template cannot branch on them. Macros (`macros/*.sql`) are parsed with the models
+and callable from every one of them. Parsing reads the models and macros directories
+only: no lake, no Polars, so definitions load fast and offline.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import Environment
 
 from dbt_like_sql.errors import (
     CycleError,
@@ -33,25 +33,40 @@ from dbt_like_sql.manifest import (
     topological_order,
 )
 from dbt_like_sql.properties import identifier, model_properties, read_properties
+from dbt_like_sql.templating import MacroFile, environment, load_macros, render
 
-#: The table the runner registers with the partition's values (one row).
+#: The project's own models and macros.
+MODELS_DIR: Final = Path(__file__).parent / "models"
+MACROS_DIR: Final = Path(__file__).parent / "macros"
+
+#: The table the executor registers with the partition's values (one row).
 PARTITION_TABLE: Final = "__partition"
+#: What every model's template sees besides the macros; no macro may take these names.
+MODEL_CONTEXT: Final = ("ref", "source", "config", "partition")
 
 _CONFIG_KEYS: Final = frozenset({"materialized", "partition_by", "tags", "meta"})
 _MATERIALIZATIONS: Final = frozenset({"partitioned"})
 
 
-def parse_project(models_dir: Path | str, sources: Iterable[str] = ()) -> Manifest:
+def parse_project(
+    models_dir: Path | str,
+    sources: Iterable[str] = (),
+    macros_dir: Path | str | None = MACROS_DIR,
+) -> Manifest:
     """Parse every `*.sql` and `*.yml` under `models_dir` into a Manifest.
 
     `sources` adds lake tables models may ref besides those declared under `sources:` in
-    the YAML. Raises a `ProjectError` subclass naming the file for: a duplicate model name,
-    an unknown ref (names the ref), a cycle (names it), a model in YAML with no SQL file,
-    an unknown data test or config key, or a template error.
+    the YAML. `macros_dir` holds the macros every model may call: the project's own by
+    default (so a copy of the models folder still compiles), None for none. Raises a
+    `ProjectError` subclass naming the file for: a duplicate model name, an unknown ref
+    (names the ref), a cycle (names it), a model in YAML with no SQL file, an unknown data
+    test or config key, a template error, an undefined macro, or a bad macros file.
     """
     root = Path(models_dir)
     if not root.is_dir():
         raise ProjectError(root, "models directory not found")
+    env = environment()
+    macros = load_macros(env, None if macros_dir is None else Path(macros_dir), MODEL_CONTEXT)
     properties = read_properties(root)
     declared_sources = dict(properties.sources)
     for name in sources:
@@ -70,11 +85,10 @@ def parse_project(models_dir: Path | str, sources: Iterable[str] = ()) -> Manife
         if name not in sql_paths:
             raise ProjectError(yml_path, f"model {name!r} has no SQL file (expected {name}.sql)")
 
-    env = _environment()
     models: dict[str, Model] = {}
     for name, path in sql_paths.items():
         yml_path, entry = properties.models.get(name, (path, {}))
-        models[name] = _parse_model(env, name, path, yml_path, entry)
+        models[name] = _parse_model(env, macros, name, path, yml_path, entry)
 
     known = sorted({*models, *declared_sources})
     for model in models.values():
@@ -93,18 +107,13 @@ def parse_project(models_dir: Path | str, sources: Iterable[str] = ()) -> Manife
 # --- SQL templates --------------------------------------------------------------------------
 
 
-def _environment() -> ImmutableSandboxedEnvironment:
-    return ImmutableSandboxedEnvironment(
-        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
-
-
 def _partition_placeholders() -> dict[str, str]:
     return {key: f"(SELECT {key} FROM {PARTITION_TABLE})" for key in PARTITION_KEYS}
 
 
 def _parse_model(
-    env: ImmutableSandboxedEnvironment,
+    env: Environment,
+    macros: tuple[MacroFile, ...],
     name: str,
     path: Path,
     yml_path: Path,
@@ -128,14 +137,13 @@ def _parse_model(
         sql_config.update(kwargs)
         return ""
 
-    try:
-        compiled = env.from_string(raw_sql).render(
-            ref=ref, source=source, config=config, partition=_partition_placeholders()
-        )
-    except jinja2.TemplateSyntaxError as exc:
-        raise ProjectError(path, f"line {exc.lineno}: {exc.message}") from exc
-    except jinja2.TemplateError as exc:
-        raise ProjectError(path, f"template error: {exc}") from exc
+    context = {
+        "ref": ref,
+        "source": source,
+        "config": config,
+        "partition": _partition_placeholders(),
+    }
+    compiled = render(env, path, raw_sql, context, macros)
 
     yml_config = entry.get("config") or {}
     if not isinstance(yml_config, Mapping):
