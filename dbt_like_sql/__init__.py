@@ -20,6 +20,7 @@ from dbt_like_sql.errors import (
     ProjectError,
     UnknownRefError,
 )
+from dbt_like_sql.execute import SOURCE_SCHEMAS, FrameStore, build, materialize, run_model
 from dbt_like_sql.manifest import (
     PARTITION_KEYS,
     Column,
@@ -31,7 +32,6 @@ from dbt_like_sql.manifest import (
 )
 from dbt_like_sql.parser import MACROS_DIR, MODELS_DIR, parse_project
 from dbt_like_sql.partition import validate_partition
-from dbt_like_sql.runner import SOURCE_SCHEMAS, FrameStore, build, materialize, run_model
 
 
 def load_manifest() -> Manifest:

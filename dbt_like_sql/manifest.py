@@ -2,7 +2,7 @@
 
 It is plain data (no Polars, no lake, no Dagster), so the orchestration layer can build
 one asset per model, its deps and its checks from it while definitions load, and the
-runner can execute a model from it without parsing anything again.
+executor can run a model from it without parsing anything again.
 """
 
 from __future__ import annotations

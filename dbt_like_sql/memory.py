@@ -1,6 +1,6 @@
 """An in-memory FrameStore: the lake's twin for unit-testing models without Delta.
 
-It honours the same contract as `marketlake.lake.Lake` where the runner relies on it:
+It honours the same contract as `marketlake.lake.Lake` where the executor relies on it:
 `scan` prunes to the partition keys given (an unknown table reads as the typed empty
 frame when a schema is passed, else raises), and `replace_partition` swaps exactly the
 partition's rows.

@@ -33,7 +33,7 @@ SOURCE_SCHEMAS: Final[dict[str, pl.Schema]] = {
 
 
 class FrameStore(Protocol):
-    """What the runner needs from `marketlake.lake.Lake` (and what a test double provides)."""
+    """What the executor needs from `marketlake.lake.Lake` (and what a test double provides)."""
 
     def exists(self, table: str) -> bool: ...
 
