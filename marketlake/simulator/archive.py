@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from marketlake.simulator import data
+from marketlake.simulator import archive_csv, data
 from marketlake.simulator.faults import Faults, Key, Stats
 
 ARCHIVE_PREFIX: Final = "/data/spot/daily/trades/"
@@ -148,7 +148,9 @@ def write_zip(
         zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive,
         archive.open(info, "w", force_zip64=zip64) as out,
     ):
-        for chunk in data.iter_archive_csv(symbol, date, config, gaps=gaps, truncate=truncate):
+        for chunk in archive_csv.iter_archive_csv(
+            symbol, date, config, gaps=gaps, truncate=truncate
+        ):
             out.write(chunk)
 
 

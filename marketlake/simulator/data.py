@@ -17,7 +17,7 @@ How it is laid out:
   a Brownian bridge between the two anchors of a block: continuous across blocks and days,
   never drifting to absurd levels.
 - A trade prints at the bid when the buyer is the maker and at the ask otherwise, with a
-  spread of a few ticks, so the book model (`quote_at`, `depth_at`) is consistent with the
+  spread of a few ticks, so the book model (`simulator.book`) is consistent with the
   trades by construction.
 - `time` is in milliseconds for days before 2025-01-01 and in microseconds from then on,
   exactly like Binance's spot archive (before 2025 the µs draw is floored to the ms).
@@ -29,7 +29,7 @@ import datetime as dt
 import functools
 import hashlib
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -52,18 +52,19 @@ HOUR_US: Final = 3_600_000_000
 DAY_US: Final = 24 * HOUR_US
 
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_ORIGIN_US: Final = (ORIGIN - _EPOCH.date()).days * DAY_US
+ORIGIN_US: Final = (ORIGIN - _EPOCH.date()).days * DAY_US
+"""ORIGIN's midnight in epoch µs: hour number k starts at ORIGIN_US + k * HOUR_US."""
 _DAYS: Final = (HORIZON - ORIGIN).days
-_HOURS: Final = _DAYS * 24
+HOURS: Final = _DAYS * 24
+"""Hourly blocks in the universe (hour numbers 0..HOURS-1)."""
 _US_FROM_DAY: Final = (US_TIMESTAMPS_FROM - ORIGIN).days
 
 #: Long-run standard deviation of the log price around the symbol's base price.
 _STATIONARY_LOG_STD: Final = 0.35
 #: Log-normal spread of trade notionals (sizes): a few % of trades are 100x the median.
 _SIZE_SIGMA: Final = 1.6
-_MAX_LOTS: Final = 10**10
-#: Book model: depth and quantities change per 100 ms bucket, like depth20@100ms.
-BOOK_BUCKET_US: Final = 100_000
+#: The largest quantity, in lots, of a trade or a book level.
+MAX_LOTS: Final = 10**10
 _BLOCK_CACHE_SIZE: Final = 32
 
 _KNOWN: Final = {
@@ -93,6 +94,10 @@ class SimConfig:
         if self.trades_per_day < 1:
             raise ValueError(f"trades_per_day must be >= 1, got {self.trades_per_day}")
         object.__setattr__(self, "symbols", tuple(self.symbols))
+
+
+DEFAULT_CONFIG: Final = SimConfig()
+"""The universe when none is given (seed 7, 20k trades a day): the default of every function."""
 
 
 @dataclass(frozen=True)
@@ -153,18 +158,18 @@ def _block_offset(trades_per_day: int, hour: int) -> int:
     return hour * (trades_per_day // 24) + min(hour, trades_per_day % 24)
 
 
-def first_trade_id(symbol: str, date: dt.date | str, cfg: SimConfig = SimConfig()) -> int:
+def first_trade_id(symbol: str, date: dt.date | str, cfg: SimConfig = DEFAULT_CONFIG) -> int:
     """The id of the first trade of `date` (UTC); the day's ids are this + 0..N-1."""
     return symbol_params(symbol).base_id + day_index(date) * cfg.trades_per_day
 
 
-def last_trade_id(symbol: str, date: dt.date | str, cfg: SimConfig = SimConfig()) -> int:
+def last_trade_id(symbol: str, date: dt.date | str, cfg: SimConfig = DEFAULT_CONFIG) -> int:
     """The id of the last trade of `date`."""
     return first_trade_id(symbol, date, cfg) + cfg.trades_per_day - 1
 
 
 def block_first_id(
-    symbol: str, date: dt.date | str, hour: int, cfg: SimConfig = SimConfig()
+    symbol: str, date: dt.date | str, hour: int, cfg: SimConfig = DEFAULT_CONFIG
 ) -> int:
     return first_trade_id(symbol, date, cfg) + _block_offset(cfg.trades_per_day, hour)
 
@@ -181,7 +186,9 @@ def _block_index(symbol: str, trade_id: int, cfg: SimConfig) -> tuple[int, int]:
     return day, r + (within - r * (q + 1)) // q
 
 
-def trade_block_of(symbol: str, trade_id: int, cfg: SimConfig = SimConfig()) -> tuple[dt.date, int]:
+def trade_block_of(
+    symbol: str, trade_id: int, cfg: SimConfig = DEFAULT_CONFIG
+) -> tuple[dt.date, int]:
     """The (UTC day, hour) whose block holds `trade_id`."""
     day, hour = _block_index(symbol, trade_id, cfg)
     return ORIGIN + dt.timedelta(days=day), hour
@@ -192,7 +199,7 @@ def trade_block_of(symbol: str, trade_id: int, cfg: SimConfig = SimConfig()) -> 
 
 @functools.lru_cache(maxsize=32)
 def _anchors(symbol: str, seed: int) -> np.ndarray:
-    """Log mid-price at every hour boundary since ORIGIN (length _HOURS + 1).
+    """Log mid-price at every hour boundary since ORIGIN (length HOURS + 1).
 
     An AR(1) (discrete Ornstein-Uhlenbeck) cumulative sum: x_k = (1 - θ) x_(k-1) + σ ε_k,
     computed with Polars' exponentially weighted mean in one vectorized pass. θ is chosen so
@@ -201,7 +208,7 @@ def _anchors(symbol: str, seed: int) -> np.ndarray:
     """
     p = symbol_params(symbol)
     rng = np.random.default_rng([seed, p.key, 0xA4C402])
-    eps = rng.standard_normal(_HOURS)
+    eps = rng.standard_normal(HOURS)
     theta = p.hourly_vol**2 / (2 * _STATIONARY_LOG_STD**2)
     # ewm (adjust=False) is y_k = (1-θ) y_(k-1) + θ v_k with y_0 = v_0 = 0; x = y σ / θ.
     y = pl.Series(np.concatenate(([0.0], eps))).ewm_mean(alpha=theta, adjust=False)
@@ -234,7 +241,7 @@ def _generate_block(symbol: str, day: int, hour: int, cfg: SimConfig) -> Block:
     rng = np.random.default_rng([cfg.seed, p.key, day, hour])
 
     offsets = np.sort(rng.integers(0, HOUR_US, n, dtype=np.int64))
-    ts_us = _ORIGIN_US + k * HOUR_US + offsets
+    ts_us = ORIGIN_US + k * HOUR_US + offsets
     if day < _US_FROM_DAY:
         time = ts_us // 1000
         ts_us = time * 1000
@@ -254,7 +261,7 @@ def _generate_block(symbol: str, day: int, hour: int, cfg: SimConfig) -> Block:
     is_buyer_maker = rng.random(n) < 0.5
     price = np.where(is_buyer_maker, bid, ask)
     notional = p.median_notional * np.exp(_SIZE_SIGMA * rng.standard_normal(n))
-    lots = np.clip(np.rint(notional / (price * TICK) / LOT), 1, _MAX_LOTS).astype(np.int64)
+    lots = np.clip(np.rint(notional / (price * TICK) / LOT), 1, MAX_LOTS).astype(np.int64)
 
     open_bid = max(math.floor(math.exp(a0) / TICK - 0.5), 1)
     arrays = (time, ts_us, price, lots, is_buyer_maker, bid, ask)
@@ -275,7 +282,7 @@ _cached_block = functools.lru_cache(maxsize=_BLOCK_CACHE_SIZE)(_generate_block)
 
 
 def block(
-    symbol: str, day: int, hour: int, cfg: SimConfig = SimConfig(), *, cache: bool = True
+    symbol: str, day: int, hour: int, cfg: SimConfig = DEFAULT_CONFIG, *, cache: bool = True
 ) -> Block:
     """Block `hour` of day index `day` (days since ORIGIN) as arrays.
 
@@ -332,14 +339,19 @@ def _frame(blocks: Sequence[tuple[Block, int, int]]) -> pl.DataFrame:
 
 
 def block_trades(
-    symbol: str, date: dt.date | str, hour: int, cfg: SimConfig = SimConfig()
+    symbol: str,
+    date: dt.date | str,
+    hour: int,
+    cfg: SimConfig = DEFAULT_CONFIG,
+    *,
+    cache: bool = True,
 ) -> pl.DataFrame:
-    """The trades of one hourly block."""
-    b = block(symbol, day_index(date), hour, cfg)
+    """The trades of one hourly block (`cache` as for `block`)."""
+    b = block(symbol, day_index(date), hour, cfg, cache=cache)
     return _frame([(b, 0, len(b.time))])
 
 
-def day_trades(symbol: str, date: dt.date | str, cfg: SimConfig = SimConfig()) -> pl.DataFrame:
+def day_trades(symbol: str, date: dt.date | str, cfg: SimConfig = DEFAULT_CONFIG) -> pl.DataFrame:
     """All N trades of a UTC day (the content of that day's archive file, without faults)."""
     day = day_index(date)
     blocks = [block(symbol, day, h, cfg, cache=False) for h in range(24)]
@@ -347,7 +359,7 @@ def day_trades(symbol: str, date: dt.date | str, cfg: SimConfig = SimConfig()) -
 
 
 def trades_between_ids(
-    symbol: str, first_id: int, last_id: int, cfg: SimConfig = SimConfig()
+    symbol: str, first_id: int, last_id: int, cfg: SimConfig = DEFAULT_CONFIG
 ) -> pl.DataFrame:
     """Trades with first_id <= trade_id <= last_id (clipped to the universe)."""
     p = symbol_params(symbol)
@@ -388,14 +400,14 @@ def to_us(t: dt.datetime | int) -> int:
 
 def _block_at(symbol: str, t_us: int, cfg: SimConfig) -> tuple[int, Block | None]:
     """(hour number, block) holding time t_us; block None outside the universe."""
-    k = (t_us - _ORIGIN_US) // HOUR_US
-    if not 0 <= k < _HOURS:
+    k = (t_us - ORIGIN_US) // HOUR_US
+    if not 0 <= k < HOURS:
         return k, None
     return k, block(symbol, *divmod(k, 24), cfg)
 
 
 def first_trade_id_at_or_after(
-    symbol: str, t: dt.datetime | int, cfg: SimConfig = SimConfig()
+    symbol: str, t: dt.datetime | int, cfg: SimConfig = DEFAULT_CONFIG
 ) -> int:
     """The id of the first trade with ts >= t (one past the universe's end if none)."""
     p = symbol_params(symbol)
@@ -405,7 +417,7 @@ def first_trade_id_at_or_after(
     return b.first_id + int(np.searchsorted(b.ts_us, to_us(t), side="left"))
 
 
-def last_trade_id_at(symbol: str, t: dt.datetime | int, cfg: SimConfig = SimConfig()) -> int:
+def last_trade_id_at(symbol: str, t: dt.datetime | int, cfg: SimConfig = DEFAULT_CONFIG) -> int:
     """The id of the latest trade with ts <= t (base id - 1 when none has happened yet).
 
     This is "the exchange's latest trade at wall-clock now": ids above it don't exist yet.
@@ -414,7 +426,7 @@ def last_trade_id_at(symbol: str, t: dt.datetime | int, cfg: SimConfig = SimConf
 
 
 def trades_until(
-    symbol: str, t: dt.datetime | int, cfg: SimConfig = SimConfig(), limit: int = 500
+    symbol: str, t: dt.datetime | int, cfg: SimConfig = DEFAULT_CONFIG, limit: int = 500
 ) -> pl.DataFrame:
     """The most recent `limit` trades with ts <= t, oldest first (`/api/v3/trades`)."""
     last = last_trade_id_at(symbol, t, cfg)
@@ -422,7 +434,7 @@ def trades_until(
 
 
 def trades_between_times(
-    symbol: str, start: dt.datetime | int, end: dt.datetime | int, cfg: SimConfig = SimConfig()
+    symbol: str, start: dt.datetime | int, end: dt.datetime | int, cfg: SimConfig = DEFAULT_CONFIG
 ) -> pl.DataFrame:
     """Trades with start <= ts < end: what a live trade stream emits for that interval."""
     first = first_trade_id_at_or_after(symbol, start, cfg)
@@ -430,7 +442,7 @@ def trades_between_times(
     return trades_between_ids(symbol, first, last, cfg)
 
 
-# --- conversions and the archive file -----------------------------------------------------------
+# --- conversions -------------------------------------------------------------------------------
 
 
 def to_raw_trades(frame: pl.DataFrame) -> pl.DataFrame:
@@ -447,213 +459,8 @@ def to_raw_trades(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def day_raw_trades(symbol: str, date: dt.date | str, cfg: SimConfig = SimConfig()) -> pl.DataFrame:
+def day_raw_trades(
+    symbol: str, date: dt.date | str, cfg: SimConfig = DEFAULT_CONFIG
+) -> pl.DataFrame:
     """Ground truth: what a perfect backfill of (symbol, date) holds, as RAW_TRADES."""
     return to_raw_trades(day_trades(symbol, date, cfg))
-
-
-#: With `truncate`, the archive CSV stops mid-line inside the first non-empty block from here.
-_TRUNCATE_FROM_HOUR: Final = 16
-
-
-def _without_ids(frame: pl.DataFrame, gaps: Iterable[tuple[int, int]]) -> pl.DataFrame:
-    if frame.height == 0:
-        return frame
-    lo, hi = frame["trade_id"][0], frame["trade_id"][-1]
-    hits = [pl.col("trade_id").is_between(a, b) for a, b in gaps if a <= hi and b >= lo]
-    return frame.filter(~pl.any_horizontal(hits)) if hits else frame
-
-
-def _cut_mid_line(chunk: bytes) -> bytes:
-    cut = len(chunk) // 2
-    while cut < len(chunk) - 1 and chunk[cut - 1 : cut] == b"\n":
-        cut += 1
-    return chunk[: max(cut, 1)]
-
-
-def iter_archive_csv(
-    symbol: str,
-    date: dt.date | str,
-    cfg: SimConfig = SimConfig(),
-    *,
-    gaps: Iterable[tuple[int, int]] = (),
-    truncate: bool = False,
-) -> Iterator[bytes]:
-    """The day's archive CSV in hourly chunks, so a 5M-trade day never sits in memory whole.
-
-    `gaps`: inclusive id ranges left out (real archives have such holes). `truncate`: the
-    file ends mid-line, as after a broken upload.
-    """
-    day = day_index(date)
-    gaps = list(gaps)
-
-    def chunks() -> Iterator[tuple[int, bytes]]:
-        for hour in range(24):
-            b = block(symbol, day, hour, cfg, cache=False)
-            yield hour, formats.csv_bytes(_without_ids(_frame([(b, 0, len(b.time))]), gaps))
-
-    if not truncate:
-        yield from (chunk for _, chunk in chunks())
-        return
-    pending = b""
-    for hour, chunk in chunks():
-        if not chunk:
-            continue
-        if pending:
-            yield pending
-        pending = chunk
-        if hour >= _TRUNCATE_FROM_HOUR:
-            break
-    if pending:
-        yield _cut_mid_line(pending)
-
-
-def archive_csv_bytes(
-    symbol: str,
-    date: dt.date | str,
-    cfg: SimConfig = SimConfig(),
-    *,
-    gaps: Iterable[tuple[int, int]] = (),
-    truncate: bool = False,
-) -> bytes:
-    """The whole `{SYMBOL}-trades-{DATE}.csv` (no header, 8 decimals, `True`/`False`)."""
-    return b"".join(iter_archive_csv(symbol, date, cfg, gaps=gaps, truncate=truncate))
-
-
-# --- the book: best bid/ask and depth consistent with the trades --------------------------------
-
-
-class Quote(NamedTuple):
-    ts_us: int
-    update_id: int
-    bid_price: float
-    bid_qty: float
-    ask_price: float
-    ask_qty: float
-
-
-class Depth(NamedTuple):
-    """A top-N book snapshot, best level first."""
-
-    update_id: int
-    bid_prices: np.ndarray
-    bid_qtys: np.ndarray
-    ask_prices: np.ndarray
-    ask_qtys: np.ndarray
-
-
-def update_id_at(symbol: str, t_us: int | np.ndarray) -> int | np.ndarray:
-    """The book's update id at t: +1 per millisecond, so it only grows and 100 ms depth
-    diffs chain exactly (U = previous u + 1)."""
-    ids = symbol_params(symbol).update_id_base + (np.asarray(t_us) - _ORIGIN_US) // 1000
-    return int(ids) if np.ndim(ids) == 0 else ids
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finalizer on uint64 arrays: a fast stateless hash for book quantities."""
-    with np.errstate(over="ignore"):
-        z = x + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
-def _uniform(symbol: str, cfg: SimConfig, bucket: np.ndarray, salt: np.ndarray) -> np.ndarray:
-    """Deterministic uniforms in (0, 1) keyed by (seed, symbol, 100 ms bucket, salt)."""
-    head = np.uint64((symbol_params(symbol).key ^ (cfg.seed * 0x9E3779B1)) & (2**64 - 1))
-    h = _mix(_mix(np.asarray(bucket, dtype=np.int64).astype(np.uint64) ^ head))
-    h = _mix(h ^ np.asarray(salt, dtype=np.uint64))
-    return ((h >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
-
-
-def _book_lots(
-    symbol: str, cfg: SimConfig, bucket: np.ndarray, salt: np.ndarray, price_ticks: np.ndarray
-) -> np.ndarray:
-    notional = -np.log(_uniform(symbol, cfg, bucket, salt)) * symbol_params(symbol).median_notional
-    notional *= 30.0
-    return np.clip(np.rint(notional / (price_ticks * TICK) / LOT), 1, _MAX_LOTS).astype(np.int64)
-
-
-def _best_ticks(symbol: str, times_us: np.ndarray, cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Best bid and ask (ticks) in force at each time: those of the latest trade at or before
-    it in the same hour, or the hour's opening quote."""
-    hours = (times_us - _ORIGIN_US) // HOUR_US
-    if len(hours) and (hours.min() < 0 or hours.max() >= _HOURS):
-        raise OutOfUniverseError("quote time outside the simulated range")
-    bid = np.empty(len(times_us), dtype=np.int64)
-    ask = np.empty(len(times_us), dtype=np.int64)
-    for k in np.unique(hours):
-        sel = hours == k
-        b = block(symbol, *divmod(int(k), 24), cfg)
-        idx = np.searchsorted(b.ts_us, times_us[sel], side="right") - 1
-        before = idx < 0
-        safe = np.maximum(idx, 0)
-        if len(b.time):
-            bid[sel] = np.where(before, b.open_bid, b.bid_ticks[safe])
-            ask[sel] = np.where(before, b.open_ask, b.ask_ticks[safe])
-        else:
-            bid[sel], ask[sel] = b.open_bid, b.open_ask
-    return bid, ask
-
-
-def quotes_at(
-    symbol: str, times: Sequence[int] | np.ndarray, cfg: SimConfig = SimConfig()
-) -> pl.DataFrame:
-    """Best bid/ask at each time (epoch µs), consistent with the trade prints.
-
-    Columns: ts_us, update_id (Int64), bid_price, bid_qty, ask_price, ask_qty (Float64).
-    Quantities are fixed per 100 ms bucket and equal the top level of `depth_at`.
-    """
-    t = np.asarray(times, dtype=np.int64)
-    bid, ask = _best_ticks(symbol, t, cfg)
-    bucket = t // BOOK_BUCKET_US
-    bid_lots = _book_lots(symbol, cfg, bucket, np.zeros_like(t, dtype=np.uint64), bid)
-    ask_lots = _book_lots(symbol, cfg, bucket, np.ones_like(t, dtype=np.uint64), ask)
-    return pl.DataFrame(
-        {
-            "ts_us": t,
-            "update_id": update_id_at(symbol, t),
-            "bid_price": bid / 10**formats.PRICE_DECIMALS,
-            "bid_qty": bid_lots / 10**formats.QTY_DECIMALS,
-            "ask_price": ask / 10**formats.PRICE_DECIMALS,
-            "ask_qty": ask_lots / 10**formats.QTY_DECIMALS,
-        },
-        schema={
-            "ts_us": pl.Int64,
-            "update_id": pl.Int64,
-            "bid_price": pl.Float64,
-            "bid_qty": pl.Float64,
-            "ask_price": pl.Float64,
-            "ask_qty": pl.Float64,
-        },
-    )
-
-
-def quote_at(symbol: str, t: dt.datetime | int, cfg: SimConfig = SimConfig()) -> Quote:
-    """The best bid/ask at one instant (see `quotes_at`)."""
-    row = quotes_at(symbol, [to_us(t)], cfg).row(0)
-    return Quote(*row)
-
-
-def depth_at(
-    symbol: str, t: dt.datetime | int, cfg: SimConfig = SimConfig(), levels: int = 20
-) -> Depth:
-    """A `levels`-deep book at t: best level = `quote_at`, then gaps of 1+ ticks outward.
-
-    Deterministic per 100 ms bucket, like Binance's depth20@100ms snapshots.
-    """
-    t_us = to_us(t)
-    bid, ask = _best_ticks(symbol, np.array([t_us], dtype=np.int64), cfg)
-    bucket = np.full(levels, t_us // BOOK_BUCKET_US, dtype=np.int64)
-    level = np.arange(levels, dtype=np.uint64)
-    sides = {}
-    for side, best, sign in ((0, bid[0], -1), (1, ask[0], 1)):
-        gap_u = _uniform(symbol, cfg, bucket, level * np.uint64(2) + np.uint64(side + 1000))
-        gaps = 1 + np.floor(-np.log(gap_u) * 2.0).astype(np.int64)
-        gaps[0] = 0
-        ticks = best + sign * np.cumsum(gaps)
-        ticks = ticks[ticks > 0]
-        salt = level[: len(ticks)] * np.uint64(2) + np.uint64(side)
-        lots = _book_lots(symbol, cfg, bucket[: len(ticks)], salt, ticks)
-        sides[side] = (ticks / 10**formats.PRICE_DECIMALS, lots / 10**formats.QTY_DECIMALS)
-    return Depth(int(update_id_at(symbol, t_us)), *sides[0], *sides[1])

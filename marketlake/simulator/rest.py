@@ -11,7 +11,6 @@ still a valid aggTrades stream (a strictly increasing, f <= l, contiguous f/l).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ from typing import Any, Final
 
 import polars as pl
 
-from marketlake.simulator import data, formats
+from marketlake.simulator import book, data, formats
+from marketlake.simulator.clock import Clock
 
 JSON_TYPE: Final = "application/json;charset=UTF-8"
 API_PREFIX: Final = "/api/"
@@ -80,7 +80,7 @@ class RestApi:
     def __init__(
         self,
         config: data.SimConfig,
-        clock: Callable[[], dt.datetime],
+        clock: Clock,
         weight_limit: Callable[[], int],
         window_seconds: float,
     ) -> None:
@@ -152,10 +152,10 @@ class RestApi:
     def depth(self, params: Params) -> Response:
         symbol = self._symbol(params)
         limit = _int(params, "limit", 100, 1, 5000)
-        book = data.depth_at(symbol, self._now_us(), self.config, levels=limit)
-        bids = formats.levels_json(pl.Series(book.bid_prices), pl.Series(book.bid_qtys))
-        asks = formats.levels_json(pl.Series(book.ask_prices), pl.Series(book.ask_qtys))
-        body = f'{{"lastUpdateId":{book.update_id},"bids":{bids},"asks":{asks}}}'
+        depth = book.depth_at(symbol, self._now_us(), self.config, levels=limit)
+        bids = formats.levels_json(pl.Series(depth.bid_prices), pl.Series(depth.bid_qtys))
+        asks = formats.levels_json(pl.Series(depth.ask_prices), pl.Series(depth.ask_qtys))
+        body = f'{{"lastUpdateId":{depth.update_id},"bids":{bids},"asks":{asks}}}'
         return Response(200, body.encode())
 
     def exchange_info(self, params: Params) -> Response:

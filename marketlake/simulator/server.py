@@ -36,23 +36,17 @@ import polars as pl
 from marketlake.schemas import parse_symbols
 from marketlake.simulator import data, rest
 from marketlake.simulator.archive import ARCHIVE_PREFIX, ArchiveStore, parse_archive_path
+from marketlake.simulator.clock import Clock, utc_now
 from marketlake.simulator.faults import Faults, Stats
 from marketlake.simulator.ratelimit import WeightLimiter
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], dt.datetime]
-
-_DEFAULT_CONFIG: Final = data.SimConfig()
 _RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
 _OVERLOADED: Final = (
     b'{"code":-1008,"msg":"Server is currently overloaded with other requests. '
     b'Please try again in a few minutes."}'
 )
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class Simulator:
@@ -65,7 +59,7 @@ class Simulator:
 
     def __init__(
         self,
-        config: data.SimConfig = _DEFAULT_CONFIG,
+        config: data.SimConfig = data.DEFAULT_CONFIG,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -362,7 +356,7 @@ def _no_such_key(path: str) -> bytes:
 
 def run(
     port: int = 8765,
-    config: data.SimConfig = _DEFAULT_CONFIG,
+    config: data.SimConfig = data.DEFAULT_CONFIG,
     *,
     host: str = "127.0.0.1",
     cache_dir: Path | None = None,

@@ -25,6 +25,7 @@ from marketlake.exchanges.binance.parsing import (
 )
 from marketlake.exchanges.errors import ArchiveFormatError, ArchiveIntegrityError
 from marketlake.simulator import data
+from marketlake.simulator.archive_csv import archive_csv_bytes
 from marketlake.simulator.data import SimConfig
 
 MEMBER = "BTCUSDT-trades-2024-12-31.csv"
@@ -130,7 +131,7 @@ def test_a_simulated_day_in_many_pieces_equals_the_ground_truth(tmp_path):
     config = SimConfig(seed=3, trades_per_day=20_000, symbols=("BTCUSDT",))
     day = dt.date(2024, 3, 1)
     truth = data.day_raw_trades("BTCUSDT", day, config)
-    payload = data.archive_csv_bytes("BTCUSDT", day, config)
+    payload = archive_csv_bytes("BTCUSDT", day, config)
     trades, unit, lines = parse_member(zip_file(tmp_path, payload), MEMBER, URL, 10_000)
     assert (unit, lines, trades.height) == ("ms", truth.height, truth.height)
     assert trades.equals(truth)

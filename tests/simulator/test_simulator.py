@@ -19,6 +19,8 @@ from support.samples import BINANCE_REST, BINANCE_VISION
 
 from marketlake.schemas import RAW_TRADES
 from marketlake.simulator import Simulator, data, run
+from marketlake.simulator.archive_csv import archive_csv_bytes
+from marketlake.simulator.book import depth_at, quote_at, quotes_at
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.ratelimit import WeightLimiter
 
@@ -109,14 +111,14 @@ def test_quotes_are_consistent_with_trade_prints() -> None:
     frame = data.day_trades("ETHUSDT", D2025, SMALL)
     ts = frame["time"].to_numpy()
     unique = np.concatenate(([True], np.diff(ts) > 0)) & np.concatenate((np.diff(ts) > 0, [True]))
-    quotes = data.quotes_at("ETHUSDT", ts[unique], SMALL)
+    quotes = quotes_at("ETHUSDT", ts[unique], SMALL)
     trades = frame.filter(pl.Series(unique))
     assert (quotes["bid_price"] < quotes["ask_price"]).all()
     at_bid = trades["price"] == quotes["bid_price"]
     at_ask = trades["price"] == quotes["ask_price"]
     assert (at_bid == trades["is_buyer_maker"]).all() and (at_ask != trades["is_buyer_maker"]).all()
-    book = data.depth_at("ETHUSDT", int(ts[100]), SMALL, levels=20)
-    quote = data.quote_at("ETHUSDT", int(ts[100]), SMALL)
+    book = depth_at("ETHUSDT", int(ts[100]), SMALL, levels=20)
+    quote = quote_at("ETHUSDT", int(ts[100]), SMALL)
     assert (book.bid_prices[0], book.ask_prices[0]) == (quote.bid_price, quote.ask_price)
     assert (book.bid_qtys[0], book.update_id) == (quote.bid_qty, quote.update_id)
     assert (np.diff(book.bid_prices) < 0).all() and (np.diff(book.ask_prices) > 0).all()
@@ -127,7 +129,7 @@ def test_csv_lines_have_the_real_archive_shape() -> None:
         real = (BINANCE_VISION / sample).read_text().splitlines()[0]
         assert CSV_LINE.match(real), real  # the pattern describes the real file
     for day, digits in ((D2024, 13), (D2025, 16)):
-        text = data.archive_csv_bytes("BTCUSDT", day, SMALL).decode()
+        text = archive_csv_bytes("BTCUSDT", day, SMALL).decode()
         assert text.endswith("\n") and "\r" not in text
         lines = text.splitlines()
         assert len(lines) == SMALL.trades_per_day
@@ -145,11 +147,11 @@ def test_csv_lines_have_the_real_archive_shape() -> None:
 def test_archive_csv_gaps_and_truncation() -> None:
     first = data.first_trade_id("BTCUSDT", D2025, SMALL)
     gaps = [(first + 10, first + 19), (first + 500, first + 500)]
-    lines = data.archive_csv_bytes("BTCUSDT", D2025, SMALL, gaps=gaps).decode().splitlines()
+    lines = archive_csv_bytes("BTCUSDT", D2025, SMALL, gaps=gaps).decode().splitlines()
     ids = {int(line.split(",")[0]) for line in lines}
     assert len(lines) == SMALL.trades_per_day - 11
     assert first + 9 in ids and first + 10 not in ids and first + 500 not in ids
-    cut = data.archive_csv_bytes("BTCUSDT", D2025, SMALL, truncate=True)
+    cut = archive_csv_bytes("BTCUSDT", D2025, SMALL, truncate=True)
     assert not cut.endswith(b"\n") and not CSV_LINE.match(cut.decode().splitlines()[-1])
 
 
@@ -182,7 +184,7 @@ def test_zip_and_checksum_verify(client: httpx.Client, sim: Simulator) -> None:
     )
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         assert archive.namelist() == ["BTCUSDT-trades-2025-01-02.csv"]
-        assert archive.read(archive.namelist()[0]) == data.archive_csv_bytes("BTCUSDT", day, SMALL)
+        assert archive.read(archive.namelist()[0]) == archive_csv_bytes("BTCUSDT", day, SMALL)
     # Built once, then served from the cache with identical bytes.
     assert client.get(_zip_url("BTCUSDT", day)).content == response.content
     assert sim.stats.archive_builds == 1

@@ -22,6 +22,7 @@ from marketlake.exchanges.binance.websocket import BinanceFeed
 from marketlake.exchanges.recording import read_recording
 from marketlake.lake import Lake
 from marketlake.simulator import Simulator, data
+from marketlake.simulator.book import depth_at
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.websocket import WsFaults, WsSimulator
 from streaming import StreamConfig, StreamRunner, StreamStats, StreamStatus
@@ -272,7 +273,7 @@ def test_coinbase_lands_trades_quotes_and_the_exact_book(
     assert set(depth["symbol"]) == set(products)
     for row in depth.sample(10, seed=1).iter_rows(named=True):
         ts_us = int(row["ts"].timestamp() * 1_000_000 + 0.5)
-        book = data.depth_at(row["symbol"], ts_us, config, levels=40)
+        book = depth_at(row["symbol"], ts_us, config, levels=40)
         assert row["bid_prices"] == book.bid_prices[:20].tolist()
         assert row["bid_qtys"] == book.bid_qtys[:20].tolist()
         assert row["ask_prices"] == book.ask_prices[:20].tolist()

@@ -1,0 +1,51 @@
+"""The websocket side's fault knobs and its record of what it sent.
+
+`WsFaults` is read on every tick, so a test may change it while connections are open;
+`WsStats` is the ground truth a test compares the lake against ("what the stream delivered").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class WsFaults:
+    """What the websocket side gets wrong; all off by default, changeable while running."""
+
+    #: Cut every connection this many seconds after it opened (abruptly, no close frame).
+    drop_every_s: float | None = None
+    #: Trade ids never sent (the trades still happen: REST and the archive have them).
+    skip_trade_ids: set[int] = field(default_factory=set)
+    #: Never send trades whose id is a multiple of this.
+    skip_every: int | None = None
+    #: After every N-th frame, send one malformed frame (cycling through kinds of bad input).
+    malformed_every: int | None = None
+    #: Per connection: after this many seconds, send nothing for ``stall_for_s`` (the trades
+    #: of the stall are lost, the socket stays open).
+    stall_after_s: float | None = None
+    stall_for_s: float = 0.0
+    #: Send every trade whose id is a multiple of this twice.
+    duplicate_every: int | None = None
+    #: Binance: announce ``serverShutdown`` this many seconds after a connection opened, then
+    #: close it ``shutdown_grace_s`` later (as the real server does before maintenance).
+    server_shutdown_after_s: float | None = None
+    shutdown_grace_s: float = 2.0
+
+
+@dataclass
+class WsStats:
+    connections: int = 0
+    frames: int = 0
+    malformed: int = 0
+    drops: int = 0
+    refused: int = 0
+    #: symbol -> trade ids sent (the ground truth of "what the stream delivered")
+    sent_trade_ids: dict[str, set[int]] = field(default_factory=dict)
+    skipped_trade_ids: dict[str, set[int]] = field(default_factory=dict)
+
+    def sent(self, symbol: str, trade_id: int) -> None:
+        self.sent_trade_ids.setdefault(symbol, set()).add(trade_id)
+
+    def skipped(self, symbol: str, trade_id: int) -> None:
+        self.skipped_trade_ids.setdefault(symbol, set()).add(trade_id)

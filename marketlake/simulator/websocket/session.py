@@ -1,0 +1,85 @@
+"""What Binance and Coinbase sessions share: fault injection, trade cursors, the send counter.
+
+A session is one client connection. Its cursor per symbol is the last trade id it has
+sent, so each tick sends exactly the trades that happened since (`new_trades`), from the
+same deterministic universe the archive and REST serve.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import TYPE_CHECKING
+
+import polars as pl
+from websockets.asyncio.server import ServerConnection
+
+from marketlake.simulator import data, formats
+
+if TYPE_CHECKING:
+    from marketlake.simulator.websocket.server import WsSimulator
+
+
+class Session:
+    """What Binance and Coinbase sessions share: faults, trade cursors, the send counter."""
+
+    def __init__(self, sim: WsSimulator, ws: ServerConnection) -> None:
+        self.sim = sim
+        self.ws = ws
+        self.cfg = sim.config
+        self.faults = sim.faults
+        self.opened = time.monotonic()
+        self.sent = 0
+        self.malformed = itertools.count()
+        self.cursor: dict[str, int] = {}
+
+    def dropping(self) -> bool:
+        after = self.faults.drop_every_s
+        if after is not None and time.monotonic() - self.opened >= after:
+            self.sim.stats.drops += 1
+            self.ws.transport.abort()
+            return True
+        return False
+
+    def stalled(self) -> bool:
+        after = self.faults.stall_after_s
+        if after is None:
+            return False
+        age = time.monotonic() - self.opened
+        return after <= age < after + self.faults.stall_for_s
+
+    def skip(self, trade_id: int) -> bool:
+        faults = self.faults
+        return trade_id in faults.skip_trade_ids or bool(
+            faults.skip_every and trade_id % faults.skip_every == 0
+        )
+
+    def duplicate(self, trade_id: int) -> bool:
+        every = self.faults.duplicate_every
+        return bool(every and trade_id % every == 0)
+
+    async def send(self, payload: bytes | str) -> None:
+        await self.ws.send(payload)
+        self.sim.stats.frames += 1
+        self.sent += 1
+        every = self.faults.malformed_every
+        if every and self.sent % every == 0:
+            self.sim.stats.malformed += 1
+            await self.ws.send(self.bad_frame(next(self.malformed)))
+
+    def bad_frame(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    def new_trades(self, symbol: str, now_us: int) -> pl.DataFrame | None:
+        """The trades of ``symbol`` that happened since the last call (a TRADE_SCHEMA frame)."""
+        last = data.last_trade_id_at(symbol, now_us, self.cfg)
+        previous = self.cursor.get(symbol)
+        self.cursor[symbol] = last
+        if previous is None or last <= previous:
+            return None
+        return data.trades_between_ids(symbol, previous + 1, last, self.cfg)
+
+
+def trade_time_us(time_value: int) -> int:
+    """A universe trade's `time` (ms before 2025, µs from 2025, as in the archive) in µs."""
+    return time_value if time_value >= formats.US_THRESHOLD else time_value * 1000
