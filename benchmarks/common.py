@@ -12,12 +12,18 @@ import datetime as dt
 import gc
 import os
 import platform
+import signal
+import socket
 import statistics
+import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
+
+import httpx
 
 from marketlake import schemas
 from marketlake.simulator import SimConfig, Simulator
@@ -130,6 +136,75 @@ def human_count(n: float) -> str:
     if n >= 1_000 and n % 1_000 == 0:
         return f"{n / 1_000:.0f}k"
     return f"{n:,.0f}"
+
+
+# --- servers on loopback: ports, dagster dev, its GraphQL ----------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port free now, for a child server that takes its port as an argument."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def median_seconds(fn: Callable[[], Any], repeat: int) -> float:
+    """Median wall time of `repeat` calls of `fn`."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+class GraphQL:
+    """A client of `dagster dev`'s GraphQL endpoint; a response with errors raises."""
+
+    def __init__(self, url: str, timeout: float = 300):
+        self.client = httpx.Client(base_url=url, timeout=timeout)
+
+    def __call__(self, query: str, variables: dict | None = None) -> dict:
+        response = self.client.post("/graphql", json={"query": query, "variables": variables or {}})
+        response.raise_for_status()
+        body = response.json()
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def timed(self, query: str, variables: dict, calls: int) -> float:
+        """Median wall time of `calls` calls, in milliseconds (one untimed warm-up first)."""
+        self(query, variables)
+        return 1000 * median_seconds(lambda: self(query, variables), calls)
+
+
+#: The mutation the UI's "Launch backfill" dialog sends (instance/backfill/BackfillUtils.tsx),
+#: trimmed to the outcomes our assets can produce.
+LAUNCH_BACKFILL = """
+mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on PartitionKeysNotFoundError { message }
+    ... on InvalidSubsetError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+
+
+def stop_dev(process: subprocess.Popen) -> None:
+    """Stop `dagster dev` started with `start_new_session=True`: its webserver, daemon and
+    code servers, as Ctrl-C would; killed if it has not stopped within 60 s."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 # --- the machine --------------------------------------------------------------------------------

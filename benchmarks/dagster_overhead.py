@@ -23,8 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,7 +31,16 @@ from pathlib import Path
 import httpx
 
 from benchmarks.archive_backfill import backfill_once
-from benchmarks.common import DAY, Context, Row, simulator
+from benchmarks.common import (
+    DAY,
+    LAUNCH_BACKFILL,
+    Context,
+    GraphQL,
+    Row,
+    free_port,
+    simulator,
+    stop_dev,
+)
 from marketlake.lake import Lake
 from marketlake.quality import _context as ge_context
 
@@ -43,16 +50,6 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 BAR_S = 0.5
 CLI_SAMPLE = 20
 
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-  }
-}
-"""
 STATUS = """
 query Status($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
@@ -101,26 +98,9 @@ def cli_seconds(env: dict[str, str], symbols: tuple[str, ...], days: int) -> flo
     return float(match[2])
 
 
-def _graphql(url: str, query: str, variables: dict) -> dict:
-    response = httpx.post(
-        f"{url}/graphql", json={"query": query, "variables": variables}, timeout=60
-    )
-    response.raise_for_status()
-    body = response.json()
-    if "errors" in body:
-        raise RuntimeError(body["errors"])
-    return body["data"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def daemon_seconds(ctx: Context, env: dict[str, str], keys: list[str]) -> tuple[float, list[dict]]:
     """Start `dagster dev`, launch the backfill, wait for it; (seconds, its runs' times)."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (Path(env["DAGSTER_HOME"]) / "dev.log").open("w")
     server = subprocess.Popen(
@@ -133,11 +113,12 @@ def daemon_seconds(ctx: Context, env: dict[str, str], keys: list[str]) -> tuple[
         started = time.perf_counter()
         launched_at = time.time()
         params = {"assetSelection": [{"path": ["trades_history"]}], "partitionNames": keys}
-        launched = _graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
+        gql = GraphQL(url, timeout=60)
+        launched = gql(LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
         if launched["__typename"] != "LaunchBackfillSuccess":
             raise RuntimeError(f"launch failed: {launched}")
         while True:
-            status = _graphql(url, STATUS, {"id": launched["backfillId"]})
+            status = gql(STATUS, {"id": launched["backfillId"]})
             backfill = status["partitionBackfillOrError"]
             if backfill["status"] not in ("REQUESTED", "CANCELING", "FAILING"):
                 break
@@ -146,12 +127,7 @@ def daemon_seconds(ctx: Context, env: dict[str, str], keys: list[str]) -> tuple[
             time.sleep(0.25)
         seconds = time.perf_counter() - started
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop_dev(server)
         log.close()
     if backfill["status"] != "COMPLETED_SUCCESS":
         raise RuntimeError(f"backfill ended {backfill['status']}; see {log.name}")

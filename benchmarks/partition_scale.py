@@ -36,8 +36,6 @@ import os
 import random
 import re
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +48,7 @@ from typing import Any
 import dagster as dg
 import httpx
 
+from benchmarks.common import LAUNCH_BACKFILL, GraphQL, free_port, median_seconds, stop_dev
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from marketlake.lake import Lake
 
@@ -179,19 +178,6 @@ query AssetCheckPartitionHealthQuery($assetKey: AssetKeyInput!, $checkName: Stri
         }
       }
     }
-  }
-}
-"""
-
-#: instance/backfill/BackfillUtils.tsx (trimmed to the outcomes this asset can produce).
-LAUNCH_BACKFILL = """
-mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $backfillParams) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message stack }
-    ... on PartitionKeysNotFoundError { message }
-    ... on UnauthorizedError { message }
   }
 }
 """
@@ -349,39 +335,6 @@ def symbols_for(count: int) -> list[str]:
     return (list(REAL_SYMBOLS) + extra)[:count]
 
 
-def median_seconds(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class GraphQL:
-    def __init__(self, url: str):
-        self.client = httpx.Client(base_url=url, timeout=300)
-
-    def __call__(self, query: str, variables: dict | None = None) -> dict:
-        response = self.client.post("/graphql", json={"query": query, "variables": variables or {}})
-        response.raise_for_status()
-        body = response.json()
-        if body.get("errors"):
-            raise RuntimeError(f"GraphQL errors: {body['errors']}")
-        return body["data"]
-
-    def timed(self, query: str, variables: dict, calls: int) -> float:
-        """Median wall time of `calls` calls, in milliseconds (one untimed warm-up first)."""
-        self(query, variables)
-        return 1000 * median_seconds(lambda: self(query, variables), calls)
-
-
 def ui_queries(gql: GraphQL, calls: int) -> dict[str, float]:
     key = {"path": [ASSET]}
     return {
@@ -423,17 +376,6 @@ def wait_for_asset(gql: GraphQL, process: subprocess.Popen, timeout: float = 180
             pass
         time.sleep(0.5)
     raise TimeoutError(f"the {ASSET} asset did not appear within {timeout}s")
-
-
-def stop_dev(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, 2)  # SIGINT: dagster dev stops its webserver, daemon, code server
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)
-        process.wait()
 
 
 def report_history(

@@ -13,13 +13,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import Context, Row
+from benchmarks.common import Context, Row, free_port
 
 NAME = "stream"
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,12 +57,6 @@ def _json_children(commands: list[list[str]], *, parallel: bool, timeout: float)
     return results
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def bare_client(seconds: float, symbols: list[str]) -> dict:
     """Child side: frames/s a bare websockets client receives and parses on one core."""
     import orjson
@@ -71,7 +64,7 @@ def bare_client(seconds: float, symbols: list[str]) -> dict:
 
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
-    port = _free_port()
+    port = free_port()
     pin = ["taskset", "-c", "1"] if (os.cpu_count() or 1) > 1 else []
     sim = subprocess.Popen(
         [*pin, sys.executable, "-m", "marketlake.simulator.websocket", "--port", str(port),

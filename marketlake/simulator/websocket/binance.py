@@ -67,13 +67,9 @@ class BinanceSession(Session):
         if self.error:
             await self.ws.close(1008, self.error)
             return
-        reader = asyncio.create_task(self._read())
-        try:
-            await (sender or self._live)()
-        finally:
-            reader.cancel()
+        await self.while_reading(sender or self._live)
 
-    async def _read(self) -> None:
+    async def read(self) -> None:
         """Control messages: SUBSCRIBE etc., refused above Binance's 5 per second."""
         async for message in self.ws:
             now = time.monotonic()

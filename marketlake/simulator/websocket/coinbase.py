@@ -47,13 +47,9 @@ class CoinbaseSession(Session):
         self.books: dict[str, dict[tuple[str, float], float]] = {}
 
     async def run(self) -> None:
-        reader = asyncio.create_task(self._read())
-        try:
-            await self._live()
-        finally:
-            reader.cancel()
+        await self.while_reading(self._live)
 
-    async def _read(self) -> None:
+    async def read(self) -> None:
         async for message in self.ws:
             try:
                 request = orjson.loads(message)

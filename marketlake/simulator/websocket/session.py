@@ -7,8 +7,10 @@ same deterministic universe the archive and REST serve.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -66,6 +68,17 @@ class Session:
         if every and self.sent % every == 0:
             self.sim.stats.malformed += 1
             await self.ws.send(self.bad_frame(next(self.malformed)))
+
+    async def while_reading(self, writer: Callable[[], Awaitable[None]]) -> None:
+        """Run `writer` (what the server sends) while `read` answers what the client sends."""
+        reader = asyncio.create_task(self.read())
+        try:
+            await writer()
+        finally:
+            reader.cancel()
+
+    async def read(self) -> None:
+        raise NotImplementedError
 
     def bad_frame(self, n: int) -> bytes:
         raise NotImplementedError
