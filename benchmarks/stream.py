@@ -5,12 +5,10 @@ the streaming service) runs in a child process (it pins itself to one core) and 
 JSON; its numbers become rows here. The comparison for throughput is measured here, in
 the same run: a bare `websockets` client (permessage-deflate off) receiving and
 `orjson.loads`-ing the same pre-encoded frames from the same simulator, on one core.
-When `streaming` is not importable (or its benchmark is not there yet), the rows say so.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -19,21 +17,13 @@ import time
 from pathlib import Path
 
 from benchmarks.common import Context, Row, free_port
+from streaming.benchmark import SYMBOLS
 
 NAME = "stream"
 ROOT = Path(__file__).resolve().parents[1]
 BAR_MSGS = 100_000
 PUBLISHED_WS_TO_KAFKA = 10_000
 STREAM_KINDS = ("trade", "bookTicker", "depth20@100ms")
-
-
-def _available() -> tuple[object | None, str]:
-    try:
-        module = importlib.import_module("streaming.benchmark")
-    except Exception as error:  # any import failure means "not ready", never a crash here
-        return None, f"streaming.benchmark not importable: {type(error).__name__}: {error}"
-    missing = [f for f in ("throughput", "latency") if not hasattr(module, f)]
-    return (None, f"streaming.benchmark lacks {missing}") if missing else (module, "")
 
 
 def _json_children(commands: list[list[str]], *, parallel: bool, timeout: float) -> list[dict]:
@@ -91,15 +81,12 @@ def bare_client(seconds: float, symbols: list[str]) -> dict:
 
 
 def run(ctx: Context) -> list[Row]:
-    module, why = _available()
-    if module is None:
-        return [Row("stream landing", "not run", "msg/s", [], note=why)]
-    available = list(getattr(module, "SYMBOLS", ()))
+    available = list(SYMBOLS)
     # the lander reports once a second: --quick needs two reports after the warm-up
     seconds, bare_s, latency_s, warmup = (3.0, 1.0, 2.0, 0.5) if ctx.quick else (20, 10, 20, 3)
     runs = 1 if ctx.quick else max(1, ctx.runs - 1)
     counts = [2] if ctx.quick else [2, 50]
-    symbols = {n: min(n, len(available)) if available else n for n in counts}
+    symbols = {n: min(n, len(available)) for n in counts}
     commands = []
     for n in counts:
         for _ in range(runs):

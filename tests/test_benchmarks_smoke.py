@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from benchmarks.__main__ import BENCHMARKS, RESULTS, main, run_benchmarks
 
 
@@ -20,16 +22,13 @@ def test_every_benchmark_runs_in_quick_mode_and_gives_a_row():
     produced = {r.benchmark for r in rows}
     assert len(produced) >= len(BENCHMARKS) - 1  # "stream landing"/"stream latency" share one
     for row in rows:
-        if row.case == "not run":  # the streaming service is not there yet: said, not hidden
-            continue
         assert row.samples, row
         assert all(not math.isnan(x) for x in row.samples), row
     assert (RESULTS.stat().st_mtime if RESULTS.exists() else None) == before
 
 
 def test_an_unknown_benchmark_name_is_refused(capsys):
-    try:
+    with pytest.raises(SystemExit) as exit_:
         main(["--only", "no_such_benchmark"])
-    except SystemExit as exit_:
-        assert exit_.code == 2
+    assert exit_.value.code == 2
     assert "unknown benchmark" in capsys.readouterr().err
