@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from marketlake.analytics import effective_spread, realized_volatility, trades_with_quotes
     from marketlake.api import bars, depth, quotes, read, spread, summary, trades
-    from marketlake.bars import resample_bars
     from marketlake.errors import LakeError
     from marketlake.lake import Lake
+    from marketlake.resampling import resample_bars
 
 _PUBLIC = {
     "Lake": "marketlake.lake",
@@ -36,7 +36,7 @@ _PUBLIC = {
     "spread": "marketlake.api",
     "summary": "marketlake.api",
     "trades": "marketlake.api",
-    "resample_bars": "marketlake.bars",
+    "resample_bars": "marketlake.resampling",
     "effective_spread": "marketlake.analytics",
     "realized_volatility": "marketlake.analytics",
     "trades_with_quotes": "marketlake.analytics",

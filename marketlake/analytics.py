@@ -20,7 +20,7 @@ import datetime as dt
 
 import polars as pl
 
-from marketlake.bars import bar_start, parse_every
+from marketlake.resampling import bar_start, parse_every
 
 #: Columns of the prevailing quote that `trades_with_quotes` adds to each trade.
 QUOTE_COLUMNS = ("quote_ts", "bid_price", "bid_qty", "ask_price", "ask_qty", "mid_price")

@@ -13,9 +13,9 @@ import datetime as dt
 
 import polars as pl
 
-from marketlake.bars import BAR_TABLES, bar_minutes, resample_bars
 from marketlake.errors import LakeError
 from marketlake.lake import Lake
+from marketlake.resampling import BAR_TABLES, bar_minutes, resample_bars
 from marketlake.selection import Day, Symbols, resolve
 
 
@@ -113,7 +113,7 @@ def bars(
     """OHLCV bars of any whole-minute length up to a day, aligned to the UTC day.
 
     1m, 1h and 1d (also spelled 60m, 1440m) read `bars_1m`, `bars_1h`, `bars_1d`; any
-    other length is resampled from `bars_1m` exactly (`marketlake.bars.resample_bars`).
+    other length is resampled from `bars_1m` exactly (`marketlake.resampling.resample_bars`).
     """
     minutes = bar_minutes(freq)
     table = BAR_TABLES.get(minutes)
