@@ -168,15 +168,21 @@ class Lake:
         return self._index(table, plain_only=False).distinct(tuple(columns))
 
     def read_partitions(
-        self, table: str, partitions: Iterable[Mapping[str, str | dt.date]]
+        self,
+        table: str,
+        partitions: Iterable[Mapping[str, str | dt.date]],
+        *,
+        refresh: bool = True,
     ) -> pl.LazyFrame:
         """Lazily read several whole partitions (each with every partition column), in order.
 
         The multi-partition form of `read_partition`: one index check for all of them, then
         one Parquet scan per partition that has files; partitions without any are skipped.
+        `refresh=False` skips the check for new commits when the caller has just made it
+        (by `partition_values`), so one question costs one listing of `_delta_log`.
         """
         wanted = list(partitions)
-        index = self._index(table)
+        index = self._index(table, refresh=refresh)
         if index is None:
             if not wanted:
                 return self.scan(table).filter(pl.lit(False))
@@ -225,23 +231,30 @@ class Lake:
         return self.read_partitions(table, [partition])
 
     @overload
-    def _index(self, table: str) -> _PartitionIndex | None: ...
+    def _index(self, table: str, *, refresh: bool = True) -> _PartitionIndex | None: ...
 
     @overload
-    def _index(self, table: str, plain_only: Literal[False]) -> _PartitionIndex: ...
+    def _index(
+        self, table: str, plain_only: Literal[False], *, refresh: bool = True
+    ) -> _PartitionIndex: ...
 
-    def _index(self, table: str, plain_only: bool = True) -> _PartitionIndex | None:
+    def _index(
+        self, table: str, plain_only: bool = True, *, refresh: bool = True
+    ) -> _PartitionIndex | None:
         """The table's partition -> files index at its latest version.
 
         None when `plain_only` and the files cannot be read as bare Parquet (the partition
-        values it lists are right either way).
+        values it lists are right either way). `refresh=False` reuses an index that was
+        loaded before without checking for new commits.
         """
         key = (self.table_uri(table), tuple(sorted(self.storage_options.items())))
         with _INDEXES_LOCK:
             index = _INDEXES.get(key)
             if index is None:
                 index = _INDEXES[key] = _PartitionIndex(self.delta_table(table))
-            index.refresh()
+                index.refresh()
+            elif refresh or index.version < 0:
+                index.refresh()
             return index if index.plain or not plain_only else None
 
     def compact_partition(self, table: str, partition: PartitionValues) -> dict[str, Any]:

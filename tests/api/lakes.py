@@ -92,11 +92,11 @@ def depth_frame(exchange: str, symbol: str, day: dt.date) -> pl.DataFrame:
     return schemas.conform(pl.DataFrame(rows), schemas.DEPTH)
 
 
-def build_lake(root: Path) -> Lake:
-    """Every market table for INSTRUMENTS, through the project's writers and SQL models."""
-    lake = Lake(str(root), {})
+def build_lake(root: Path | Lake, instruments=INSTRUMENTS) -> Lake:
+    """Every market table for `instruments`, through the project's writers and SQL models."""
+    lake = root if isinstance(root, Lake) else Lake(str(root), {})
     manifest = dls.load_manifest()
-    for exchange, symbol, days in INSTRUMENTS:
+    for exchange, symbol, days in instruments:
         for day in days:
             partition = {"exchange": exchange, "symbol": symbol, "date": day}
             lake.replace_partition("trades", trades_frame(exchange, symbol, day), partition, KEYS)

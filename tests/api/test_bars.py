@@ -126,3 +126,12 @@ def test_resampling_to_an_hour_agrees_with_the_hourly_table(sim_lake):
 def test_a_frequency_bars_cannot_have_is_refused_with_the_value_named(sim_lake, freq, named):
     with pytest.raises(ml.LakeError, match=named):
         ml.bars("BTCUSDT", "2024-03-01", freq=freq, lake=sim_lake)
+
+
+@pytest.mark.parametrize("freq", ["1m", "5m"])
+def test_bars_come_in_the_order_of_the_symbols_given_each_in_time_order(sim_lake, freq):
+    got = ml.bars(["ETHUSDT", "BTCUSDT"], "2024-03-01", "2024-03-02", freq=freq, lake=sim_lake)
+    got = got.collect()
+    assert got["symbol"].unique(maintain_order=True).to_list() == ["ETHUSDT", "BTCUSDT"]
+    for _, bars in got.group_by("symbol"):
+        assert bars["minute"].is_sorted()
