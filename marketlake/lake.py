@@ -228,7 +228,7 @@ class Lake:
                 f"read_partition({table!r}) needs exactly the partition columns "
                 f"{', '.join(index.partition_columns)}; got {', '.join(partition) or 'none'}"
             )
-        return self.read_partitions(table, [partition])
+        return self.read_partitions(table, [partition], refresh=False)  # just refreshed
 
     @overload
     def _index(self, table: str, *, refresh: bool = True) -> _PartitionIndex | None: ...
