@@ -11,10 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal, overload
 from urllib.parse import unquote
 
 import polars as pl
@@ -45,19 +45,32 @@ def partition_filter(partition: PartitionValues) -> pl.Expr:
     return pl.all_horizontal(pl.col(column) == pl.lit(v) for column, v in partition.items())
 
 
+#: Where `Lake()` looks when no root is given, and its fallback.
+LAKE_ENV: Final = "MARKETLAKE_LAKE"
+DEFAULT_LAKE: Final = "./lake"
+
+
 @dataclass(frozen=True)
 class Lake:
     """A lake root (`./lake`, `/data/lake` or `s3://bucket/prefix`) and how to reach it.
 
-    Constructing a Lake touches nothing; the first read or write does.
+    Constructing a Lake touches nothing; the first read or write does. With no root it is
+    `$MARKETLAKE_LAKE` or `./lake`, as everywhere else in marketlake; an `s3://` root given
+    without storage options takes them from the environment (`s3_storage_options`), so an
+    analyst's `Lake("s3://bucket/prefix")` reaches the same store the platform writes.
     """
 
-    uri: str
-    storage_options: Mapping[str, str] = field(default_factory=dict)
+    uri: str | None = None
+    storage_options: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
-        if "://" not in self.uri:
-            object.__setattr__(self, "uri", str(Path(self.uri).expanduser().absolute()))
+        uri = self.uri if self.uri is not None else os.environ.get(LAKE_ENV) or DEFAULT_LAKE
+        if "://" not in uri:
+            uri = str(Path(uri).expanduser().absolute())
+        object.__setattr__(self, "uri", uri)
+        if self.storage_options is None:
+            options = s3_storage_options(os.environ) if uri.startswith("s3://") else {}
+            object.__setattr__(self, "storage_options", options)
 
     @property
     def is_local(self) -> bool:
@@ -146,6 +159,56 @@ class Lake:
             lazy = lazy.filter(partition_filter(partition))
         return lazy
 
+    def partition_values(self, table: str, columns: Sequence[str]) -> frozenset[tuple[str, ...]]:
+        """The distinct values of some partition columns at the table's latest version.
+
+        Answered from the same per-version index as `read_partition` (dates as ISO text),
+        so asking which symbols or exchanges a table holds costs no Delta log replay.
+        """
+        return self._index(table, plain_only=False).distinct(tuple(columns))
+
+    def read_partitions(
+        self,
+        table: str,
+        partitions: Iterable[Mapping[str, str | dt.date]],
+        *,
+        refresh: bool = True,
+    ) -> pl.LazyFrame:
+        """Lazily read several whole partitions (each with every partition column), in order.
+
+        The multi-partition form of `read_partition`: one index check for all of them, then
+        one Parquet scan per partition that has files; partitions without any are skipped.
+        `refresh=False` skips the check for new commits when the caller has just made it
+        (by `partition_values`), so one question costs one listing of `_delta_log`.
+        """
+        wanted = list(partitions)
+        index = self._index(table, refresh=refresh)
+        if index is None:
+            if not wanted:
+                return self.scan(table).filter(pl.lit(False))
+            return self.scan(table).filter(pl.any_horizontal(partition_filter(p) for p in wanted))
+        frames = []
+        for partition in wanted:
+            if set(partition) != set(index.partition_columns):
+                raise ValueError(
+                    f"reading {table!r} by partition needs exactly the partition columns "
+                    f"{', '.join(index.partition_columns)}; got {', '.join(partition) or 'none'}"
+                )
+            key = tuple(_filter_value(partition[c]) for c in index.partition_columns)
+            files = index.files.get(key)
+            if files:
+                keys = {
+                    c: pl.lit(partition[c]).cast(index.schema[c]) for c in index.partition_columns
+                }
+                frames.append(
+                    pl.scan_parquet(files, storage_options=self._options())
+                    .with_columns(**keys)
+                    .select(index.schema.names())
+                )
+        if not frames:
+            return pl.LazyFrame(schema=index.schema)
+        return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+
     def read_partition(self, table: str, **partition: str | dt.date) -> pl.LazyFrame:
         """Lazily read exactly one partition (every partition column given), fast when warm.
 
@@ -165,26 +228,34 @@ class Lake:
                 f"read_partition({table!r}) needs exactly the partition columns "
                 f"{', '.join(index.partition_columns)}; got {', '.join(partition) or 'none'}"
             )
-        key = tuple(_filter_value(partition[c]) for c in index.partition_columns)
-        files = index.files.get(key, [])
-        if not files:
-            return pl.LazyFrame(schema=index.schema)
-        keys = {c: pl.lit(partition[c]).cast(index.schema[c]) for c in index.partition_columns}
-        return (
-            pl.scan_parquet(files, storage_options=self._options())
-            .with_columns(**keys)
-            .select(index.schema.names())
-        )
+        return self.read_partitions(table, [partition], refresh=False)  # just refreshed
 
-    def _index(self, table: str) -> _PartitionIndex | None:
-        """The table's partition -> files index at its latest version (None: not usable)."""
+    @overload
+    def _index(self, table: str, *, refresh: bool = True) -> _PartitionIndex | None: ...
+
+    @overload
+    def _index(
+        self, table: str, plain_only: Literal[False], *, refresh: bool = True
+    ) -> _PartitionIndex: ...
+
+    def _index(
+        self, table: str, plain_only: bool = True, *, refresh: bool = True
+    ) -> _PartitionIndex | None:
+        """The table's partition -> files index at its latest version.
+
+        None when `plain_only` and the files cannot be read as bare Parquet (the partition
+        values it lists are right either way). `refresh=False` reuses an index that was
+        loaded before without checking for new commits.
+        """
         key = (self.table_uri(table), tuple(sorted(self.storage_options.items())))
         with _INDEXES_LOCK:
             index = _INDEXES.get(key)
             if index is None:
                 index = _INDEXES[key] = _PartitionIndex(self.delta_table(table))
-            index.refresh()
-            return index if index.plain else None
+                index.refresh()
+            elif refresh or index.version < 0:
+                index.refresh()
+            return index if index.plain or not plain_only else None
 
     def compact_partition(self, table: str, partition: PartitionValues) -> dict[str, Any]:
         """Bin-pack one partition's small files into large ones (one commit; rows unchanged).
@@ -244,6 +315,7 @@ class _PartitionIndex:
         self.partition_columns: list[str] = []
         self.schema = pl.Schema()
         self.files: dict[tuple[str, ...], list[str]] = {}
+        self._distinct: dict[tuple[str, ...], frozenset[tuple[str, ...]]] = {}
 
     def refresh(self) -> None:
         self.table.update_incremental()
@@ -265,8 +337,51 @@ class _PartitionIndex:
             tuple(row[:-1]): [f"{root}/{unquote(path)}" for path in row[-1]]
             for row in grouped.iter_rows()
         }
+        self._distinct = {}
         self.version = version
+
+    def distinct(self, columns: tuple[str, ...]) -> frozenset[tuple[str, ...]]:
+        """Distinct values of `columns` (partition columns) over the indexed files."""
+        found = self._distinct.get(columns)
+        if found is None:
+            unknown = [c for c in columns if c not in self.partition_columns]
+            if unknown:
+                raise ValueError(
+                    f"not partition columns: {', '.join(unknown)} "
+                    f"(the table is partitioned by {', '.join(self.partition_columns)})"
+                )
+            positions = [self.partition_columns.index(c) for c in columns]
+            found = frozenset(tuple(key[i] for i in positions) for key in self.files)
+            self._distinct[columns] = found
+        return found
 
 
 def _filter_value(value: str | dt.date) -> str:
     return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def s3_storage_options(env: Mapping[str, str]) -> dict[str, str]:
+    """deltalake object-store options for an S3 (or S3-compatible, on loopback) lake.
+
+    Concurrent writers: a Delta commit is the creation of `_delta_log/<version>.json`, and it
+    is safe only if creating an object that already exists fails. deltalake 1.x does that
+    with a conditional put (`If-None-Match: *`; a loser gets 412, re-reads the log and
+    retries at the next version). It needs no locking provider and never
+    `AWS_S3_ALLOW_UNSAFE_RENAME` (which lets two writers overwrite each other's commit).
+    AWS S3 (since 2024-11) and SeaweedFS (tests/s3 checks it, racing writers included)
+    honour it. `etag` is object_store's default today; it is spelled out so that neither an
+    `AWS_CONDITIONAL_PUT` in the environment nor a changed default can switch it off. An
+    S3-compatible store that *ignores* `If-None-Match` would let commits overwrite each
+    other: check a new store before pointing concurrent writers at it.
+    """
+    region = env.get("MARKETLAKE_S3_REGION", "").strip() or "us-east-1"
+    options = {"AWS_REGION": region, "AWS_CONDITIONAL_PUT": "etag"}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        if env.get(name):
+            options[name] = env[name]
+    endpoint = env.get("MARKETLAKE_S3_ENDPOINT", "").strip()
+    if endpoint:
+        options["AWS_ENDPOINT_URL"] = endpoint
+        if endpoint.startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    return options

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from marketlake.exchanges.binance.endpoints import ARCHIVE_URL, REST_URL, WS_URL
+from marketlake.lake import s3_storage_options  # lives beside Lake, which also uses it
 from marketlake.schemas import parse_symbols
 
 COINBASE_WS_URL = "wss://advanced-trade-ws.coinbase.com"
@@ -88,30 +89,3 @@ class Settings:
             symbols=symbols,
             stream_stale_after_s=stale,
         )
-
-
-def s3_storage_options(env: Mapping[str, str]) -> dict[str, str]:
-    """deltalake object-store options for an S3 (or S3-compatible, on loopback) lake.
-
-    Concurrent writers: a Delta commit is the creation of `_delta_log/<version>.json`, and it
-    is safe only if creating an object that already exists fails. deltalake 1.x does that
-    with a conditional put (`If-None-Match: *`; a loser gets 412, re-reads the log and
-    retries at the next version). It needs no locking provider and never
-    `AWS_S3_ALLOW_UNSAFE_RENAME` (which lets two writers overwrite each other's commit).
-    AWS S3 (since 2024-11) and SeaweedFS (tests/s3 checks it, racing writers included)
-    honour it. `etag` is object_store's default today; it is spelled out so that neither an
-    `AWS_CONDITIONAL_PUT` in the environment nor a changed default can switch it off. An
-    S3-compatible store that *ignores* `If-None-Match` would let commits overwrite each
-    other: check a new store before pointing concurrent writers at it.
-    """
-    region = env.get("MARKETLAKE_S3_REGION", "").strip() or "us-east-1"
-    options = {"AWS_REGION": region, "AWS_CONDITIONAL_PUT": "etag"}
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        if env.get(name):
-            options[name] = env[name]
-    endpoint = env.get("MARKETLAKE_S3_ENDPOINT", "").strip()
-    if endpoint:
-        options["AWS_ENDPOINT_URL"] = endpoint
-        if endpoint.startswith("http://"):
-            options["AWS_ALLOW_HTTP"] = "true"
-    return options
