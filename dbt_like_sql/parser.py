@@ -66,7 +66,8 @@ def parse_project(
     if not root.is_dir():
         raise ProjectError(root, "models directory not found")
     env = environment()
-    macros = load_macros(env, None if macros_dir is None else Path(macros_dir), MODEL_CONTEXT)
+    macros_root = None if macros_dir is None else Path(macros_dir).resolve()
+    macros = load_macros(env, macros_root, MODEL_CONTEXT)
     properties = read_properties(root)
     declared_sources = dict(properties.sources)
     for name in sources:
@@ -74,6 +75,8 @@ def parse_project(
 
     sql_paths: dict[str, Path] = {}
     for path in sorted(root.rglob("*.sql")):
+        if macros_root is not None and path.resolve().is_relative_to(macros_root):
+            continue  # a macros folder kept inside the models folder holds no models
         name = identifier(path, path.stem, "model")
         if name in sql_paths:
             raise DuplicateModelError(path, name, sql_paths[name])

@@ -131,3 +131,12 @@ def test_hour_and_day_bars_are_one_rollup_at_two_grains() -> None:
         return "\n".join(line for line in lines if not line.startswith("--"))
 
     assert body(hour).replace("'hour'", "'day'") == body(day)
+
+
+def test_a_macros_folder_inside_the_models_folder_holds_no_models(tmp_path: Path) -> None:
+    models = write_project(tmp_path, {"m": "SELECT {{ one() }} AS x"}, {})
+    (models / "macros").mkdir()
+    (models / "macros" / "one.sql").write_text("{% macro one() %}1{% endmacro %}\n")
+    manifest = parse_project(models, macros_dir=models / "macros")
+    assert manifest.order == ("m",)
+    assert manifest.model("m").compiled_sql.strip() == "SELECT 1 AS x"
