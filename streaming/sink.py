@@ -174,6 +174,7 @@ class DeltaSink:
                 "rows_landed": dict(stats.rows_landed),
                 "quarantined": stats.quarantined,
                 "duplicates": stats.duplicates,
+                "outliers": stats.outliers,
                 "gaps": stats.gaps,
                 "gaps_filled": stats.gaps_filled,
                 "gap_rows_filled": stats.gap_rows_filled,
