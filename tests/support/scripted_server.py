@@ -20,6 +20,7 @@ class Reply:
     delay: float = 0.0
     drop: bool = False  # close the connection without answering
     cut: bool = False  # announce the whole body, send half of it, hang up
+    drip: float = 0.0  # send the body one byte every `drip` seconds
 
 
 class ScriptedServer:
@@ -58,6 +59,12 @@ class ScriptedServer:
                     if reply.cut:
                         self.wfile.write(reply.body[: len(reply.body) // 2])
                         self.close_connection = True
+                        return
+                    if reply.drip:
+                        for byte in reply.body:
+                            self.wfile.write(bytes((byte,)))
+                            self.wfile.flush()
+                            time.sleep(reply.drip)
                         return
                     self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):

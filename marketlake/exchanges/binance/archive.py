@@ -48,6 +48,14 @@ from marketlake.exchanges.errors import (
     ArchiveNotPublished,
     ResponseFormatError,
 )
+from marketlake.exchanges.waits import (
+    TransferDeadline,
+    TransferTooSlow,
+    WaitNotice,
+    log_wait,
+    read_within,
+    retry_after,
+)
 from marketlake.schemas import normalize_symbol
 
 ARCHIVE_URL: Final = "https://data.binance.vision"
@@ -93,8 +101,18 @@ class ArchiveLimits:
     ratio_floor: int = 64 << 20
 
 
+#: One attempt at a zip: the busiest real days zip to a few hundred MB (see `ArchiveLimits`),
+#: which 30 minutes carries at 0.4 MB/s; a download averaging under 64 KB/s after its first
+#: 30 s (a server dripping bytes) is given up long before that.
+ARCHIVE_DEADLINE: Final = TransferDeadline(total_s=1800.0, min_bytes_per_s=64_000, rate_grace_s=30)
+
+
 class _Retryable(Exception):
-    """A failure worth another attempt (5xx, connection error, timeout)."""
+    """A failure worth another attempt (5xx, 429, connection error, timeout, too slow)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -124,21 +142,33 @@ class ArchiveDay:
 
 
 class BinanceArchive:
-    """Client of the public spot daily trades archive. Constructing it does no I/O."""
+    """Client of the public spot daily trades archive. Constructing it does no I/O.
+
+    Every wait is bounded and announced: `timeout` per network operation (a hung server),
+    `deadline` per response (a dripping one), `max_wait_s` for a `Retry-After` (longer is
+    given up at once, not slept); `on_wait` is told before each retry what is waited for.
+    """
 
     def __init__(
         self,
         base_url: str = ARCHIVE_URL,
         *,
         client: httpx.Client | None = None,
-        timeout: float = 60.0,
+        timeout: float = 30.0,
         retries: int = 3,
         backoff_base: float = 0.5,
         backoff_cap: float = 10.0,
         limits: ArchiveLimits = ArchiveLimits(),
+        deadline: TransferDeadline = ARCHIVE_DEADLINE,
+        max_wait_s: float = 300.0,
+        on_wait: WaitNotice = log_wait,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.limits = limits
+        self.timeout = timeout
+        self.deadline = deadline
+        self.max_wait_s = max_wait_s
+        self.on_wait = on_wait
         self.retries = retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -203,28 +233,32 @@ class BinanceArchive:
     # --- transport -----------------------------------------------------------------------------
 
     def _get_small(self, url: str) -> bytes:
-        try:
-            response = self._client.get(url)
-        except httpx.TransportError as exc:
-            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
-        _check_status(url, response.status_code)
-        return response.content
+        return b"".join(self._stream(url))
 
     def _download(self, url: str, dest: Path) -> tuple[int, str]:
         """Stream `url` into `dest`, hashing on the way; (bytes, sha256 hex)."""
         digest = hashlib.sha256()
         size = 0
+        with open(dest, "wb") as out:
+            for chunk in self._stream(url):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        return size, digest.hexdigest()
+
+    def _stream(self, url: str) -> Iterator[bytes]:
+        """The body of `url` as it arrives, within `timeout` per read and `deadline` in all."""
+        started = time.monotonic()
         try:
             with self._client.stream("GET", url) as response:
-                _check_status(url, response.status_code)
-                with open(dest, "wb") as out:
-                    for chunk in response.iter_bytes(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
+                _check_status(url, response)
+                yield from read_within(response, self.deadline, started)
+        except httpx.TimeoutException as exc:
+            raise _Retryable(f"no answer within {self.timeout:g} s ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
-        return size, digest.hexdigest()
+        except TransferTooSlow as exc:
+            raise _Retryable(f"too slow: {exc}") from exc
 
     def _with_retries(self, url: str, attempt_once: Callable[[], T]) -> T:
         problem = ""
@@ -233,18 +267,32 @@ class BinanceArchive:
                 return attempt_once()
             except _Retryable as exc:
                 problem = str(exc)
-                if attempt < self.retries:
-                    time.sleep(backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap))
+                if attempt == self.retries:
+                    break
+                delay = backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap)
+                if exc.retry_after is not None:
+                    if exc.retry_after > self.max_wait_s:
+                        raise ArchiveDownloadError(
+                            f"{url}: {problem}; the server asks to wait {exc.retry_after:,.0f} s "
+                            f"(Retry-After), more than max_wait_s {self.max_wait_s:g} s: "
+                            "giving up"
+                        ) from None
+                    delay = max(delay, exc.retry_after)
+                self.on_wait(
+                    f"{url}: {problem}; retry {attempt + 1} of {self.retries} in {delay:.1f} s"
+                )
+                time.sleep(delay)
         raise ArchiveDownloadError(f"{url}: failed after {self.retries} retries: {problem}")
 
 
-def _check_status(url: str, status: int) -> None:
+def _check_status(url: str, response: httpx.Response) -> None:
+    status = response.status_code
     if status == 200:
         return
     if status == 404:
         raise ArchiveNotPublished(f"{url}: not published (HTTP 404)")
     if status >= 500 or status == 429:
-        raise _Retryable(f"HTTP {status}")
+        raise _Retryable(f"HTTP {status}", retry_after(response))
     raise ArchiveDownloadError(f"{url}: unexpected HTTP {status}")
 
 
