@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 
 from streaming.config import StreamConfig, StreamStatus
-from streaming.runner import run_stream
+from streaming.service import run_stream
 
 
 def _print_status(status: StreamStatus) -> None:

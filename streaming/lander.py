@@ -33,15 +33,12 @@ from marketlake.exchanges.recording import capture_line
 from streaming import buffers
 from streaming.config import StreamConfig, StreamStats
 from streaming.gaps import Gap, TradeSequencer
+from streaming.state import now_us
 
 log = logging.getLogger(__name__)
 
 MAX_FILL_ATTEMPTS = 5
 MAX_REASONS = 256
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class Lander:

@@ -29,16 +29,12 @@ import polars as pl
 from marketlake.lake import Lake
 from streaming import buffers
 from streaming.config import StreamStats
-from streaming.state import StateStore, iso_us
+from streaming.state import StateStore, iso_us, now_us
 
 log = logging.getLogger(__name__)
 
 #: Called on the writer thread after each commit: (table, frame, commit time in epoch µs).
 CommitHook = Callable[[str, pl.DataFrame, int], None]
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class DeltaSink:
