@@ -22,7 +22,7 @@ def status_line(status) -> str:
         f"trades {rows.get('ticks_trades', 0):,}  quotes {rows.get('ticks_quotes', 0):,}  "
         f"depth {rows.get('ticks_depth', 0):,}  lag {lag} +{land}  "
         f"reconnects {status.reconnects}  gaps {status.gaps_filled}/{status.gaps}  "
-        f"quarantined {status.quarantined}"
+        f"quarantined {status.quarantined}  {status.drops}"
     )
 
 
@@ -66,7 +66,8 @@ def print_stats(stats, out: Console) -> None:
     out.print(
         f"landed {rows} from {stats.messages:,} messages in {stats.elapsed_s:.1f}s; "
         f"reconnects {stats.reconnects}, gaps {stats.gaps} ({stats.gaps_filled} filled), "
-        f"quarantined {stats.quarantined}"
+        f"quarantined {stats.quarantined}; dropped {stats.duplicates} repeats, "
+        f"{stats.outliers} id outliers"
         + (
             f"; [red]{stats.unwritten_rows:,} rows spilled to {stats.spilled}[/]"
             if stats.unwritten_rows

@@ -9,7 +9,7 @@ Runs with or without Dagster and knows no exchange by name: exchanges plug in th
 """
 
 from streaming.config import StreamConfig, StreamStats, StreamStatus
-from streaming.runner import StreamRunner, run_stream
+from streaming.service import StreamRunner, run_stream
 from streaming.state import StateStore
 
 __all__ = [

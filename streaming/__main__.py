@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 
 from streaming.config import StreamConfig, StreamStatus
-from streaming.runner import run_stream
+from streaming.service import run_stream
 
 
 def _print_status(status: StreamStatus) -> None:
@@ -30,6 +30,9 @@ def _print_status(status: StreamStatus) -> None:
         "gaps": status.gaps,
         "gaps_filled": status.gaps_filled,
         "quarantined": status.quarantined,
+        "duplicates": status.duplicates,
+        "outliers": status.outliers,
+        "held": status.held,
         "last_error": status.last_error,
     }
     print(orjson.dumps(line).decode(), file=sys.stderr, flush=True)

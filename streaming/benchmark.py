@@ -33,7 +33,7 @@ import polars as pl
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.websocket import WsSimulator
 from streaming.config import StreamConfig, StreamStatus
-from streaming.runner import StreamRunner
+from streaming.service import StreamRunner
 
 #: Fifty Binance spot USDT pairs (the simulator makes a market for any name).
 SYMBOLS = (

@@ -46,6 +46,13 @@ class StreamConfig:
     gap_grace_s: float = 1.0
     #: Larger gaps (e.g. after days offline) are left to the daily backfill, not REST.
     max_gap_fill: int = 1_000_000
+    #: A trade id more than this past its symbol's sequence is held, not landed, until
+    #: ``confirm_id_jump`` more trades continue from it (a real jump: a reconnect after an
+    #: outage); if as many trades continue the old sequence first, it is quarantined as an
+    #: outlier. 10,000 ids is ten seconds of Binance's busiest bursts: a jump that size
+    #: waits two trades, while one bogus id can never push the watermark past real trades.
+    hold_id_jump: int = 10_000
+    confirm_id_jump: int = 2
     #: Connection behaviour (None = the feed's own value).
     silence_timeout_s: float | None = None
     max_connection_age_s: float | None = None
@@ -91,6 +98,14 @@ class StreamStatus:
     duplicates: int
     write_errors: int
     last_error: str | None
+    #: Trade ids far past their sequence: quarantined, and still held for confirmation.
+    outliers: int = 0
+    held: int = 0
+
+    @property
+    def drops(self) -> str:
+        """What was not landed, for a status line: repeats, id outliers and held trades."""
+        return f"dropped {self.duplicates} repeats, {self.outliers} id outliers ({self.held} held)"
 
 
 @dataclass
@@ -108,6 +123,8 @@ class StreamStats:
     quarantined: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
+    #: Trades quarantined because their id was far past the sequence, which went on without.
+    outliers: int = 0
     write_errors: int = 0
     flushes: int = 0
     last_error: str | None = None

@@ -29,7 +29,7 @@ import collections
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -78,24 +78,33 @@ class ConnectionPolicy:
 class AttemptLimiter:
     """At most ``attempts`` connection attempts per sliding ``window_s``, process-wide."""
 
-    def __init__(self, attempts: int, window_s: float) -> None:
+    def __init__(
+        self,
+        attempts: int,
+        window_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         self.attempts = attempts
         self.window_s = window_s
+        self._clock = clock
+        self._sleep = sleep
         self._times: collections.deque[float] = collections.deque()
 
     async def acquire(self) -> float:
         """Wait for a free attempt; return the seconds waited."""
         waited = 0.0
         while True:
-            now = time.monotonic()
-            while self._times and now - self._times[0] >= self.window_s:
+            now = self._clock()
+            while self._times and self._times[0] + self.window_s <= now:
                 self._times.popleft()
             if len(self._times) < self.attempts:
                 self._times.append(now)
                 return waited
             delay = self._times[0] + self.window_s - now
             waited += delay
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
 
 
 class FrameHandler(Protocol):

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
@@ -32,15 +33,12 @@ from marketlake.exchanges.recording import capture_line
 from streaming import buffers
 from streaming.config import StreamConfig, StreamStats
 from streaming.gaps import Gap, TradeSequencer
+from streaming.state import now_us
 
 log = logging.getLogger(__name__)
 
 MAX_FILL_ATTEMPTS = 5
 MAX_REASONS = 256
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class Lander:
@@ -74,6 +72,9 @@ class Lander:
         self._fill_tasks: set[asyncio.Task[None]] = set()
         self.last_trade: Trade | None = None
         self._resumed: dict[str, int] = {}  # symbol -> last id of the checkpoint
+        self._held: dict[str, _Held] = {}  # symbol -> trades far past its sequence
+        self._max_jump = config.hold_id_jump
+        self._confirm = config.confirm_id_jump
 
     # --- the hot path -------------------------------------------------------------------------
 
@@ -136,21 +137,114 @@ class Lander:
             last = last_ids.get(trade.symbol)
             if last is not None and trade.trade_id == last + 1:
                 last_ids[trade.symbol] = trade.trade_id
+                if self._held and trade.symbol in self._held:
+                    self._old_sequence_went_on(trade.symbol)
             else:
-                if last is not None and self._resumed.pop(trade.symbol, None) == last:
-                    cause = "ids since the checkpoint (restart)"
-                else:
-                    cause = f"id jump on connection {conn}"
-                keep, gap = self.sequencer.observe(
-                    trade.symbol, trade.trade_id, time.monotonic(), cause
-                )
-                if gap is not None:
-                    self._gap_found(gap)
-                if not keep:
-                    self.stats.duplicates += 1
+                if (
+                    last is not None
+                    and (trade.symbol in self._held or trade.trade_id > last + self._max_jump)
+                    and self._hold(trade, last, conn)
+                ):
+                    return
+                if not self._in_sequence(trade, last, conn):
                     return
         self.buffers.trades.add(trade)
         self.last_trade = trade
+
+    def _in_sequence(self, trade: Trade, last: int | None, conn: str) -> bool:
+        """Whether a trade that is not ``last + 1`` lands (a repeat doesn't); records gaps."""
+        if last is not None and self._resumed.pop(trade.symbol, None) == last:
+            cause = "ids since the checkpoint (restart)"
+        else:
+            cause = f"id jump on connection {conn}"
+        keep, gap = self.sequencer.observe(trade.symbol, trade.trade_id, time.monotonic(), cause)
+        if gap is not None:
+            self._gap_found(gap)
+        if not keep:
+            self.stats.duplicates += 1
+        return keep
+
+    # --- trade ids far past the sequence ------------------------------------------------------
+
+    def _hold(self, trade: Trade, last: int, conn: str) -> bool:
+        """True if `trade` is held (far past the sequence, or continuing what is held).
+
+        One bogus id landed would move the watermark past every real trade to come, and
+        they would all be dropped as repeats. So a far jump waits: more trades continuing
+        from it confirm it (a reconnect after an outage), and it lands with its gap; as
+        many trades continuing the old sequence refute it, and it goes to `quarantine`.
+        Held trades are never in the checkpoint.
+        """
+        symbol = trade.symbol
+        held = self._held.get(symbol)
+        if held is None:
+            self._held[symbol] = _Held([trade], last)
+            self.event("id_jump_held", _jump(trade.trade_id, last, conn), symbol)
+            return True
+        newest = held.trades[-1].trade_id
+        if newest < trade.trade_id <= newest + self._max_jump:
+            held.trades.append(trade)
+            if len(held.trades) > self._confirm:
+                self._land_held(symbol, conn)
+            return True
+        if trade.trade_id <= last + self._max_jump:
+            if trade.trade_id > last:
+                self._old_sequence_went_on(symbol)
+            return False  # the old sequence: lands, or is a repeat, as usual
+        self._refuse_held(symbol, "another jump followed it")
+        self._held[symbol] = _Held([trade], last)
+        self.event("id_jump_held", _jump(trade.trade_id, last, conn), symbol)
+        return True
+
+    def _old_sequence_went_on(self, symbol: str) -> None:
+        held = self._held[symbol]
+        held.against += 1
+        if held.against >= self._confirm:
+            self._refuse_held(symbol, f"{held.against} later trades continued the sequence")
+
+    def _land_held(self, symbol: str, conn: str) -> None:
+        held = self._held.pop(symbol)
+        last = self.sequencer.last.get(symbol, held.last)
+        first = held.trades[0].trade_id
+        self.event(
+            "id_jump_confirmed", {**_jump(first, last, conn), "trades": len(held.trades)}, symbol
+        )
+        for trade in held.trades:
+            if self._in_sequence(trade, self.sequencer.last.get(symbol), conn):
+                self.buffers.trades.add(trade)
+                self.last_trade = trade
+
+    def _refuse_held(self, symbol: str, why: str) -> None:
+        held = self._held.pop(symbol)
+        first = held.trades[0].trade_id
+        reason = (
+            f"trade id outlier: {first} is {first - held.last:,} ids past {symbol}'s "
+            f"sequence at {held.last}; {why}"
+        )
+        for trade in held.trades:
+            self.quarantine(
+                Reject(reason, orjson.dumps(trade._asdict()).decode(), trade.received_at_us, symbol)
+            )
+        self.stats.outliers += len(held.trades)
+        ids = [trade.trade_id for trade in held.trades]
+        self.event(
+            "id_outlier",
+            {"trade_ids": ids[:20], "count": len(ids), "last_id": held.last, "why": why},
+            symbol,
+        )
+
+    def settle_held(self) -> None:
+        """At shutdown: what is still held was never confirmed; it goes to `quarantine`.
+
+        The checkpoint keeps the last id of the sequence, so if the jump was real a restart
+        fills the range from REST (or the daily backfill does).
+        """
+        for symbol in list(self._held):
+            self._refuse_held(symbol, "not confirmed by later trades before the stream stopped")
+
+    @property
+    def held_count(self) -> int:
+        return sum(len(held.trades) for held in self._held.values())
 
     # --- quarantine and events ----------------------------------------------------------------
 
@@ -332,6 +426,21 @@ class Lander:
             "receive_lag_ms": None if last is None else (last.received_at_us - last.ts_us) / 1000,
         }
         return taken
+
+
+@dataclass
+class _Held:
+    """Trades far past a symbol's sequence, waiting for later trades to confirm or refute."""
+
+    trades: list[Trade]
+    #: the sequence's last id when the first was held
+    last: int
+    #: trades since that continued the old sequence
+    against: int = 0
+
+
+def _jump(trade_id: int, last: int, conn: str) -> dict[str, Any]:
+    return {"trade_id": trade_id, "last_id": last, "jump": trade_id - last, "connection": conn}
 
 
 def _range(gap: Gap) -> dict[str, int]:

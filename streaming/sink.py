@@ -29,16 +29,12 @@ import polars as pl
 from marketlake.lake import Lake
 from streaming import buffers
 from streaming.config import StreamStats
-from streaming.state import StateStore, iso_us
+from streaming.state import StateStore, iso_us, now_us
 
 log = logging.getLogger(__name__)
 
 #: Called on the writer thread after each commit: (table, frame, commit time in epoch µs).
 CommitHook = Callable[[str, pl.DataFrame, int], None]
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class DeltaSink:
@@ -174,6 +170,7 @@ class DeltaSink:
                 "rows_landed": dict(stats.rows_landed),
                 "quarantined": stats.quarantined,
                 "duplicates": stats.duplicates,
+                "outliers": stats.outliers,
                 "gaps": stats.gaps,
                 "gaps_filled": stats.gaps_filled,
                 "gap_rows_filled": stats.gap_rows_filled,

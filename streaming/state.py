@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,11 @@ def state_uri(lake_uri: str, name: str) -> str:
     if not name.replace("-", "_").isidentifier():
         raise ValueError(f"invalid stream name {name!r}")
     return f"{lake_uri.rstrip('/')}/{STATE_DIR}/stream_{name}.json"
+
+
+def now_us() -> int:
+    """Now, in epoch microseconds (the unit of every ts column and of the state file)."""
+    return time.time_ns() // 1000
 
 
 def iso_us(epoch_us: int | None) -> str | None:

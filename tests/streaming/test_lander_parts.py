@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from pathlib import Path
 
 import orjson
@@ -154,14 +153,26 @@ def test_backoff_grows_to_its_cap_with_jitter_never_near_zero() -> None:
 
 
 def test_connection_attempts_wait_for_the_window() -> None:
-    async def attempts() -> float:
-        limiter = AttemptLimiter(3, 0.3)
-        started = time.monotonic()
-        for _ in range(5):
-            await limiter.acquire()
-        return time.monotonic() - started
+    """3 attempts per 0.25 s: the 4th and 5th wait for the first ones to leave the window
+    (a clock of our own, so a slow machine can't change the answer)."""
+    now = [100.0]
 
-    assert 0.28 <= asyncio.run(attempts()) < 1.0
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    async def attempts() -> tuple[list[float], list[float]]:
+        limiter = AttemptLimiter(3, 0.25, clock=lambda: now[0], sleep=sleep)
+        waits, times = [], []
+        for _ in range(5):
+            waits.append(await limiter.acquire())
+            times.append(now[0])
+        return waits, times
+
+    waits, times = asyncio.run(attempts())
+    assert waits == [0.0, 0.0, 0.0, 0.25, 0.0]
+    assert times == [100.0, 100.0, 100.0, 100.25, 100.25]
+    for at in times:  # never more than 3 attempts inside any 0.25 s
+        assert sum(at <= t < at + 0.25 for t in times) <= 3
 
 
 TRADE_FRAME = (

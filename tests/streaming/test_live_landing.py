@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import polars as pl
 import pytest
+from support.waiting import wait_until
 
 from marketlake import schemas
 from marketlake.exchanges.binance.websocket import BinanceFeed
@@ -51,13 +52,6 @@ def stream_config(
 
 
 Landing = Any  # conftest.Landing: a StreamRunner on a thread
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        time.sleep(0.02)
 
 
 def run_then_drain(sim: WsSimulator, run: Landing, seconds: float) -> StreamStats:

@@ -1,12 +1,15 @@
-"""A loopback HTTP server answering from a script: misbehaviour the simulator can't produce."""
+"""Loopback HTTP and websocket servers answering from a script: misbehaviour the simulator
+can't produce."""
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 @dataclass
@@ -17,6 +20,7 @@ class Reply:
     delay: float = 0.0
     drop: bool = False  # close the connection without answering
     cut: bool = False  # announce the whole body, send half of it, hang up
+    drip: float = 0.0  # send the body one byte every `drip` seconds
 
 
 class ScriptedServer:
@@ -56,6 +60,12 @@ class ScriptedServer:
                         self.wfile.write(reply.body[: len(reply.body) // 2])
                         self.close_connection = True
                         return
+                    if reply.drip:
+                        for byte in reply.body:
+                            self.wfile.write(bytes((byte,)))
+                            self.wfile.flush()
+                            time.sleep(reply.drip)
+                        return
                     self.wfile.write(reply.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
@@ -92,3 +102,53 @@ def files(bodies: Mapping[str, bytes], cut: set[str] = frozenset()) -> Callable[
         return Reply(200, bodies[path])
 
     return reply
+
+
+class ScriptedWebsocket:
+    """A loopback websocket server sending the frames a test puts in `frames`, in order.
+
+    Every connection takes from the same queue (what one connection sent, the next does not
+    send again) and ignores what the client sends (subscriptions). `connections` counts them.
+    """
+
+    def __init__(self) -> None:
+        from websockets.sync.server import serve
+
+        self.frames: queue.Queue[bytes] = queue.Queue()
+        self.connections = 0
+        self.sent = 0
+        self._closing = threading.Event()
+        self._server = serve(self._handle, "127.0.0.1", 0)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _handle(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        self.connections += 1
+        while not self._closing.is_set():
+            try:
+                frame = self.frames.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            try:
+                ws.send(frame.decode())
+            except ConnectionClosed:
+                self.frames.put(frame)
+                return
+            self.sent += 1
+
+    def send(self, *frames: bytes) -> None:
+        for frame in frames:
+            self.frames.put(frame)
+
+    def __enter__(self) -> ScriptedWebsocket:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closing.set()
+        self._server.shutdown()
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import queue
+import re
 import struct
 import tempfile
 import threading
@@ -47,6 +48,14 @@ from marketlake.exchanges.errors import (
     ArchiveNotPublished,
     ResponseFormatError,
 )
+from marketlake.exchanges.waits import (
+    TransferDeadline,
+    TransferTooSlow,
+    WaitNotice,
+    log_wait,
+    read_within,
+    retry_after,
+)
 from marketlake.schemas import normalize_symbol
 
 ARCHIVE_URL: Final = "https://data.binance.vision"
@@ -58,8 +67,52 @@ _PIECE: Final = 8 << 20
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """How big a day's CSV may be before it is refused as no real day: bounds on memory and time.
+
+    Derived from real archives (tests/data/real/binance_vision, PROVENANCE.md):
+
+    - **Line length.** The real rows are 74 to 78 bytes (BTCUSDT 2024-12-31 in ms, 2025-01-01
+      in µs). The widest row the format allows is about 115 bytes: a 19-digit id, three
+      decimals of 8 dp at most ~21 characters each, a 16-digit µs time, `False,False` and six
+      commas. `max_line_bytes` = 1 KiB is 13x the longest real row and 9x the widest possible.
+      It bounds how far the cutter reads without finding a line end, which is what a file
+      with no newlines turns into memory and time.
+    - **Inflated size.** BTCUSDT, the busiest spot pair, holds 3,347,847 trades on
+      2024-12-31 (official row count). Its ids ran from 1,111,468,873 (2021-10-22, a REST
+      capture) to 4,356,587,539 (2024-12-31): 2.8M trades a day on average, most of them in
+      the zero-fee months (July 2022 to March 2023, roughly 7M a day), so the busiest real
+      days are estimated at up to ~40M trades, ~3.1 GB at 78 bytes a line.
+      `max_inflated_bytes` = 8 GiB (~100M such lines) leaves a 2.5x margin over that.
+    - **Compression ratio.** Real rows deflate about 6.7:1 (the samples at zlib level 6; the
+      simulator's 3.5:1); a day of one repeated line deflates 300:1 and more, which is how
+      an 8.8 MB download becomes 2.6 GB. `max_inflate_ratio` = 40 is 6x the real ratio. It
+      applies only to members declaring more than `ratio_floor` bytes (64 MiB, a fifth of a
+      normal BTCUSDT day): smaller ones cost little whatever their ratio.
+
+    The zip's header is checked against these before anything is inflated (an honest bomb
+    fails at once); a header that lies is caught when inflating passes what it declared.
+    """
+
+    max_inflated_bytes: int = 8 << 30
+    max_line_bytes: int = 1 << 10
+    max_inflate_ratio: float = 40.0
+    ratio_floor: int = 64 << 20
+
+
+#: One attempt at a zip: the busiest real days zip to a few hundred MB (see `ArchiveLimits`),
+#: which 30 minutes carries at 0.4 MB/s; a download averaging under 64 KB/s after its first
+#: 30 s (a server dripping bytes) is given up long before that.
+ARCHIVE_DEADLINE: Final = TransferDeadline(total_s=1800.0, min_bytes_per_s=64_000, rate_grace_s=30)
+
+
 class _Retryable(Exception):
-    """A failure worth another attempt (5xx, connection error, timeout)."""
+    """A failure worth another attempt (5xx, 429, connection error, timeout, too slow)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -89,19 +142,33 @@ class ArchiveDay:
 
 
 class BinanceArchive:
-    """Client of the public spot daily trades archive. Constructing it does no I/O."""
+    """Client of the public spot daily trades archive. Constructing it does no I/O.
+
+    Every wait is bounded and announced: `timeout` per network operation (a hung server),
+    `deadline` per response (a dripping one), `max_wait_s` for a `Retry-After` (longer is
+    given up at once, not slept); `on_wait` is told before each retry what is waited for.
+    """
 
     def __init__(
         self,
         base_url: str = ARCHIVE_URL,
         *,
         client: httpx.Client | None = None,
-        timeout: float = 60.0,
+        timeout: float = 30.0,
         retries: int = 3,
         backoff_base: float = 0.5,
         backoff_cap: float = 10.0,
+        limits: ArchiveLimits = ArchiveLimits(),
+        deadline: TransferDeadline = ARCHIVE_DEADLINE,
+        max_wait_s: float = 300.0,
+        on_wait: WaitNotice = log_wait,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.limits = limits
+        self.timeout = timeout
+        self.deadline = deadline
+        self.max_wait_s = max_wait_s
+        self.on_wait = on_wait
         self.retries = retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -158,7 +225,7 @@ class BinanceArchive:
                     f"({size} bytes); {symbol} {date} not parsed"
                 )
             member = zip_name.removesuffix(".zip") + ".csv"
-            trades, unit, line_count = parse_member(zip_path, member, url)
+            trades, unit, line_count = parse_member(zip_path, member, url, limits=self.limits)
         if trades.height and not trades.get_column("trade_id").is_sorted():
             trades = trades.sort("trade_id")
         return ArchiveDay(symbol, date, trades, line_count, size, digest, url, unit)
@@ -166,28 +233,32 @@ class BinanceArchive:
     # --- transport -----------------------------------------------------------------------------
 
     def _get_small(self, url: str) -> bytes:
-        try:
-            response = self._client.get(url)
-        except httpx.TransportError as exc:
-            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
-        _check_status(url, response.status_code)
-        return response.content
+        return b"".join(self._stream(url))
 
     def _download(self, url: str, dest: Path) -> tuple[int, str]:
         """Stream `url` into `dest`, hashing on the way; (bytes, sha256 hex)."""
         digest = hashlib.sha256()
         size = 0
+        with open(dest, "wb") as out:
+            for chunk in self._stream(url):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        return size, digest.hexdigest()
+
+    def _stream(self, url: str) -> Iterator[bytes]:
+        """The body of `url` as it arrives, within `timeout` per read and `deadline` in all."""
+        started = time.monotonic()
         try:
             with self._client.stream("GET", url) as response:
-                _check_status(url, response.status_code)
-                with open(dest, "wb") as out:
-                    for chunk in response.iter_bytes(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
+                _check_status(url, response)
+                yield from read_within(response, self.deadline, started)
+        except httpx.TimeoutException as exc:
+            raise _Retryable(f"no answer within {self.timeout:g} s ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
-        return size, digest.hexdigest()
+        except TransferTooSlow as exc:
+            raise _Retryable(f"too slow: {exc}") from exc
 
     def _with_retries(self, url: str, attempt_once: Callable[[], T]) -> T:
         problem = ""
@@ -196,27 +267,46 @@ class BinanceArchive:
                 return attempt_once()
             except _Retryable as exc:
                 problem = str(exc)
-                if attempt < self.retries:
-                    time.sleep(backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap))
+                if attempt == self.retries:
+                    break
+                delay = backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap)
+                if exc.retry_after is not None:
+                    if exc.retry_after > self.max_wait_s:
+                        raise ArchiveDownloadError(
+                            f"{url}: {problem}; the server asks to wait {exc.retry_after:,.0f} s "
+                            f"(Retry-After), more than max_wait_s {self.max_wait_s:g} s: "
+                            "giving up"
+                        ) from None
+                    delay = max(delay, exc.retry_after)
+                self.on_wait(
+                    f"{url}: {problem}; retry {attempt + 1} of {self.retries} in {delay:.1f} s"
+                )
+                time.sleep(delay)
         raise ArchiveDownloadError(f"{url}: failed after {self.retries} retries: {problem}")
 
 
-def _check_status(url: str, status: int) -> None:
+def _check_status(url: str, response: httpx.Response) -> None:
+    status = response.status_code
     if status == 200:
         return
     if status == 404:
         raise ArchiveNotPublished(f"{url}: not published (HTTP 404)")
     if status >= 500 or status == 429:
-        raise _Retryable(f"HTTP {status}")
+        raise _Retryable(f"HTTP {status}", retry_after(response))
     raise ArchiveDownloadError(f"{url}: unexpected HTTP {status}")
 
 
 def parse_member(
-    zip_path: Path, member: str, url: str, piece: int = _PIECE
+    zip_path: Path,
+    member: str,
+    url: str,
+    piece: int = _PIECE,
+    *,
+    limits: ArchiveLimits = ArchiveLimits(),
 ) -> tuple[pl.DataFrame, TimeUnit | None, int]:
     """Unzip `member` on a worker thread while parsing it here; (trades, unit, line count)."""
     label = f"{url} ({member})"
-    inflater = _Inflater(zip_path, member, url, piece)
+    inflater = _Inflater(zip_path, member, url, piece, limits)
     try:
         trades, unit = parse_trades_csv_chunks(inflater.pieces(), name=label)
     except ArchiveFormatError:
@@ -236,7 +326,9 @@ _READ: Final = 1 << 20
 _LOCAL_HEADER: Final = struct.Struct("<4s22xHH")  # signature .. name length, extra length
 
 
-def member_blocks(zip_path: Path, member: str, url: str) -> Iterator[bytes]:
+def member_blocks(
+    zip_path: Path, member: str, url: str, limits: ArchiveLimits = ArchiveLimits()
+) -> Iterator[bytes]:
     """The inflated bytes of `member`, block by block, verified against the zip's CRC-32.
 
     The deflate stream is inflated by ISA-L (`isal`), 2.4x faster than zlib on this data
@@ -244,7 +336,9 @@ def member_blocks(zip_path: Path, member: str, url: str) -> Iterator[bytes]:
     makes: the member exists, is stored or deflated and not encrypted, its stream ends, and
     its size and CRC-32 match the central directory. Any mismatch raises
     `ArchiveIntegrityError` once the block that shows it is reached; blocks are at most
-    `_PIECE` bytes, and inflating past the declared size stops at once (a zip bomb).
+    `_PIECE` bytes, and inflating past the declared size stops at once (a zip bomb). A
+    member declaring more than `limits` allow (size or compression ratio) is refused before
+    a byte is inflated.
     """
     with zipfile.ZipFile(zip_path) as archive:
         try:
@@ -261,6 +355,7 @@ def member_blocks(zip_path: Path, member: str, url: str) -> Iterator[bytes]:
             f"{url}: {member} uses zip compression method {info.compress_type}, "
             "expected deflate or stored"
         )
+    _check_declared_size(info, member, url, limits)
     inflater = isal_zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
     crc = size = 0
     with open(zip_path, "rb") as source:
@@ -298,6 +393,24 @@ def member_blocks(zip_path: Path, member: str, url: str) -> Iterator[bytes]:
         )
 
 
+def _check_declared_size(
+    info: zipfile.ZipInfo, member: str, url: str, limits: ArchiveLimits
+) -> None:
+    if info.file_size > limits.max_inflated_bytes:
+        raise ArchiveIntegrityError(
+            f"{url}: {member} declares {info.file_size:,} bytes inflated, more than the "
+            f"{limits.max_inflated_bytes:,} bytes (max_inflated_bytes) a real day can hold; "
+            "not inflated"
+        )
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > limits.ratio_floor and ratio > limits.max_inflate_ratio:
+        raise ArchiveIntegrityError(
+            f"{url}: {member} declares {info.file_size:,} bytes from {info.compress_size:,} "
+            f"compressed, a ratio of {ratio:,.0f}:1 where real trades deflate about 7:1 "
+            f"(max_inflate_ratio {limits.max_inflate_ratio:g}): a zip bomb; not inflated"
+        )
+
+
 def _inflate(inflater: Any, raw: bytes, member: str, url: str) -> Iterator[bytes]:
     """Inflate `raw` in blocks of at most `_PIECE` bytes, so no input can balloon in memory."""
     pending = raw
@@ -313,36 +426,102 @@ def _inflate(inflater: Any, raw: bytes, member: str, url: str) -> Iterator[bytes
         raise ArchiveIntegrityError(f"{url}: corrupt zip: {member}: {exc}") from exc
 
 
-def line_pieces(blocks: Iterable[bytes], size: int = _PIECE) -> Iterator[bytes]:
+def line_pieces(
+    blocks: Iterable[bytes],
+    size: int = _PIECE,
+    max_line: int | None = None,
+    name: str = "<data>",
+) -> Iterator[bytes]:
     """Re-cut `blocks` into pieces of at least `size` bytes that end at a line end.
+
+    See `LineCutter`; `max_line` (None: no limit) bounds the bytes read without a line end.
+    """
+    return LineCutter(size, max_line, name).pieces(blocks)
+
+
+class LineCutter:
+    """Cuts inflated blocks into pieces that end at a line end, in time linear in the bytes.
 
     The pieces join up to exactly the blocks' bytes. Each is held back until the next is
     cut, so the file's last line (maybe without its newline) and blank lines at a cut stay
     with the lines before them: no piece but the first starts with a blank line, and every
     piece parses exactly as the same lines inside the whole file would.
+
+    Blocks are kept as they come and joined once, at a cut; only the newest block is
+    searched for a newline, so a file without newlines costs one pass, not a re-join of a
+    growing buffer per block. `copied` counts the bytes copied, to show it: at most a few
+    times the input, whatever the input. A line running past `max_line` bytes without a
+    line end raises `ArchiveFormatError` naming `name`, the line and the limit.
     """
-    pending: list[bytes] = []
-    pending_size = 0
-    held: bytes | None = None
-    for block in blocks:
-        pending.append(block)
-        pending_size += len(block)
-        if pending_size < size:
-            continue
-        data = b"".join(pending)
-        cut = data.rfind(b"\n") + 1
-        piece, rest = data[:cut], data[cut:]
-        pending, pending_size = [rest], len(rest)
-        if held is not None and piece.startswith(b"\n"):
-            blank = len(piece) - len(piece.lstrip(b"\n"))
-            held, piece = held + piece[:blank], piece[blank:]
-        if piece:
-            if held is not None:
-                yield held
-            held = piece
-    tail = (held or b"") + b"".join(pending)
-    if tail:
-        yield tail
+
+    def __init__(self, size: int = _PIECE, max_line: int | None = None, name: str = "<data>"):
+        self.size = size
+        self.max_line = max_line
+        self.name = name
+        self.copied = 0
+
+    def pieces(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
+        pending: list[bytes | memoryview] = []  # the blocks since the last cut
+        pending_size = 0
+        last_newline: tuple[int, int] | None = None  # where in pending the last line ends
+        open_line = 0  # bytes since the last line end
+        newlines = 0
+        held: list[bytes] = []  # the piece cut last, plus blank lines that followed it
+        for block in blocks:
+            if not block:
+                continue
+            end = block.rfind(b"\n")
+            if end < 0:
+                open_line += len(block)
+                self._check_line(open_line, newlines)
+            else:
+                self._check_line(open_line + block.find(b"\n"), newlines)
+                newlines += block.count(b"\n")
+                open_line = len(block) - end - 1
+                self._check_line(open_line, newlines)
+                last_newline = (len(pending), end)
+            pending.append(block)
+            pending_size += len(block)
+            if pending_size < self.size or last_newline is None:
+                continue
+            at, end = last_newline
+            whole = memoryview(pending[at])
+            piece = self._join([*pending[:at], whole[: end + 1]])
+            rest = [whole[end + 1 :]] if end + 1 < len(whole) else []
+            rest.extend(pending[at + 1 :])
+            pending, pending_size, last_newline = rest, pending_size - len(piece), None
+            if held and piece.startswith(b"\n"):
+                blank = _leading_newlines(piece)
+                held.append(piece[:blank])
+                piece = piece[blank:]
+                self.copied += len(held[-1]) + len(piece)
+            if piece:
+                if held:
+                    yield self._join(held)
+                held = [piece]
+        tail = self._join([*held, *pending])
+        if tail:
+            yield tail
+
+    def _join(self, parts: list[bytes | memoryview]) -> bytes:
+        joined = b"".join(parts)
+        self.copied += len(joined)
+        return joined
+
+    def _check_line(self, length: int, newlines: int) -> None:
+        if self.max_line is not None and length > self.max_line:
+            raise ArchiveFormatError(
+                f"{self.name}: line {newlines + 1} runs past {self.max_line:,} bytes without a "
+                f"line end (max_line_bytes; real rows are under 120 bytes)"
+            )
+
+
+_NEWLINES: Final = re.compile(rb"\n*")
+
+
+def _leading_newlines(piece: bytes) -> int:
+    match = _NEWLINES.match(piece)
+    return match.end() if match else 0
 
 
 class _Inflater:
@@ -353,13 +532,23 @@ class _Inflater:
     At most two pieces wait in the queue, so memory stays flat whatever the file's size.
     """
 
-    def __init__(self, zip_path: Path, member: str, url: str, piece: int = _PIECE) -> None:
+    def __init__(
+        self,
+        zip_path: Path,
+        member: str,
+        url: str,
+        piece: int = _PIECE,
+        limits: ArchiveLimits = ArchiveLimits(),
+    ) -> None:
         self.line_count = 0
         self._ended = False  # the worker's last word (done or an error) was taken
         self._queue: queue.Queue[object] = queue.Queue(maxsize=2)
         self._cancelled = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, args=(zip_path, member, url, piece), name="unzip", daemon=True
+            target=self._run,
+            args=(zip_path, member, url, piece, limits),
+            name="unzip",
+            daemon=True,
         )
         self._thread.start()
 
@@ -393,11 +582,12 @@ class _Inflater:
                 continue
         return False
 
-    def _run(self, zip_path: Path, member: str, url: str, size: int) -> None:
+    def _run(self, zip_path: Path, member: str, url: str, size: int, limits: ArchiveLimits) -> None:
         newlines = 0
         last = b""
+        cutter = LineCutter(size, limits.max_line_bytes, f"{url} ({member})")
         try:
-            for piece in line_pieces(member_blocks(zip_path, member, url), size):
+            for piece in cutter.pieces(member_blocks(zip_path, member, url, limits)):
                 newlines += piece.count(b"\n")
                 last = piece[-1:]
                 if not self._put(piece):
@@ -418,6 +608,8 @@ __all__ = [
     "ArchiveError",
     "ArchiveFormatError",
     "ArchiveIntegrityError",
+    "ArchiveLimits",
     "ArchiveNotPublished",
     "BinanceArchive",
+    "LineCutter",
 ]

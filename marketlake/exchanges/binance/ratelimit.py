@@ -54,6 +54,15 @@ def backoff_delay(
     return (rng or random).uniform(0.0, ceiling)
 
 
+class WaitTooLong(Exception):
+    """The budget would hold a request back longer than its caller allows."""
+
+    def __init__(self, seconds: float, why: str) -> None:
+        super().__init__(f"{why}: {seconds:,.0f} s")
+        self.seconds = seconds
+        self.why = why
+
+
 @dataclass(frozen=True)
 class Reservation:
     """Weight taken from the budget for one request; settle it with the response."""
@@ -110,22 +119,42 @@ class WeightBudget:
             self._roll(self._clock())
             return self._used + self._pending
 
-    def acquire(self, weight: int) -> Reservation:
-        """Reserve `weight`, sleeping while it doesn't fit or a Retry-After is running."""
+    def acquire(
+        self,
+        weight: int,
+        *,
+        max_wait_s: float | None = None,
+        notice: Callable[[float, str], object] | None = None,
+    ) -> Reservation:
+        """Reserve `weight`, sleeping while it doesn't fit or a Retry-After is running.
+
+        `notice(seconds, why)` is told before the first sleep; a wait longer than
+        `max_wait_s` raises `WaitTooLong` instead of sleeping.
+        """
         if weight > self.usable:
             raise ValueError(f"request weight {weight} exceeds the usable budget {self.usable}")
         started = time.monotonic()
+        told = False
         with self._cond:
             while True:
                 now = self._clock()
                 self._roll(now)
                 wait_until = self._blocked_until
+                why = "the end of a Retry-After the exchange asked for"
                 if self._used + self._pending + weight > self.usable:
+                    if self._window_end(self._window) > wait_until:
+                        why = "the next window's request weight (this one's is used up)"
                     wait_until = max(wait_until, self._window_end(self._window))
                 if wait_until <= now:
                     self._pending += weight
                     return Reservation(weight, self._window, time.monotonic() - started)
-                self._cond.wait(wait_until - now)
+                wait = wait_until - now
+                if max_wait_s is not None and wait > max_wait_s:
+                    raise WaitTooLong(wait, why)
+                if notice is not None and not told:
+                    notice(wait, why)
+                    told = True
+                self._cond.wait(wait)
 
     def settle(self, reservation: Reservation, server_used: int | None) -> None:
         """Record the response: the server's count raises ours, never lowers it.
@@ -192,6 +221,7 @@ class WeightBudget:
 __all__ = [
     "ENDPOINT_WEIGHTS",
     "Reservation",
+    "WaitTooLong",
     "WeightBudget",
     "backoff_delay",
     "depth_weight",

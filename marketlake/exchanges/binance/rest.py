@@ -32,18 +32,31 @@ from marketlake.exchanges.binance.parsing import (
 )
 from marketlake.exchanges.binance.ratelimit import (
     ENDPOINT_WEIGHTS,
+    Reservation,
+    WaitTooLong,
     WeightBudget,
     backoff_delay,
     depth_weight,
 )
 from marketlake.exchanges.binance.search import TradeIdSearch
 from marketlake.exchanges.errors import ResponseFormatError, RestError
+from marketlake.exchanges.waits import (
+    TransferDeadline,
+    TransferTooSlow,
+    WaitNotice,
+    log_wait,
+    read_within,
+    retry_after,
+)
 from marketlake.schemas import RAW_TRADES, normalize_symbol
 
 REST_URL: Final = "https://api.binance.com"
 #: Most rows one historicalTrades / aggTrades response carries.
 PAGE_LIMIT: Final = 1000
 USED_WEIGHT_HEADER: Final = "x-mbx-used-weight-1m"
+#: One REST response: pages are at most ~150 KB, so a minute is generous; one averaging
+#: under 2 KB/s after 10 s is a server dripping bytes, not a slow network.
+REST_DEADLINE: Final = TransferDeadline(total_s=60.0, min_bytes_per_s=2_000, rate_grace_s=10.0)
 
 
 @dataclass
@@ -75,6 +88,9 @@ class BinanceRest:
 
     Pass one `budget` to several clients that share an IP; otherwise each client gets its
     own budget of `weight_limit` per `window_seconds`. Constructing a client does no I/O.
+    Every wait is bounded and announced: `timeout` per network operation, `deadline` per
+    response, `max_wait_s` for a Retry-After or a full weight window (longer waits give up
+    at once with a `RestError` naming the URL); `on_wait` is told before each sleep.
     """
 
     HISTORICAL_TRADES: Final = "/api/v3/historicalTrades"
@@ -97,9 +113,16 @@ class BinanceRest:
         backoff_cap: float = 30.0,
         budget: WeightBudget | None = None,
         window_seconds: float = 60.0,
+        deadline: TransferDeadline = REST_DEADLINE,
+        max_wait_s: float = 300.0,
+        on_wait: WaitNotice = log_wait,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.budget = budget or WeightBudget(weight_limit, window_seconds=window_seconds)
+        self.timeout = timeout
+        self.deadline = deadline
+        self.max_wait_s = max_wait_s
+        self.on_wait = on_wait
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -305,16 +328,16 @@ class BinanceRest:
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self.stats.add(retries=1)
-            reservation = self.budget.acquire(weight)
+            reservation = self._acquire(path, params, weight)
             if reservation.waited > 0.001:
                 self.stats.add(sleeps=1, sleep_seconds=reservation.waited)
             try:
-                response = self._client.get(url, params=dict(params))
-            except httpx.TransportError as exc:
+                response = self._fetch(url, params)
+            except (httpx.TransportError, TransferTooSlow) as exc:
                 self.budget.release(reservation)
                 self.stats.add(requests=1, weight_used=weight, transport_errors=1)
-                last_status, last_problem = None, f"{type(exc).__name__}: {exc}"
-                self._sleep(backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap))
+                last_status, last_problem = None, self._transport_problem(exc)
+                self._retry_after_backoff(attempt, f"{url}: {last_problem}")
                 continue
             self.stats.add(requests=1, weight_used=weight)
             self.budget.settle(reservation, _used_weight(response))
@@ -324,9 +347,21 @@ class BinanceRest:
             last_status, last_problem = status, _problem(response)
             if status in (418, 429):
                 self.stats.add(**{f"http_{status}": 1})
-                retry_after = _retry_after(response)
-                if retry_after is not None:
-                    self.budget.block_for(retry_after)
+                wait = retry_after(response)
+                if wait is not None:
+                    self.budget.block_for(wait)
+                    if wait > self.max_wait_s:
+                        code, msg = _binance_error(response)
+                        raise RestError(
+                            f"{url} {dict(params)}: HTTP {status} asks to wait {wait:,.0f} s "
+                            f"(Retry-After), more than max_wait_s {self.max_wait_s:g} s: "
+                            f"giving up ({last_problem})",
+                            endpoint=path,
+                            params=params,
+                            status=status,
+                            code=code,
+                            msg=msg,
+                        )
                 elif status == 418:
                     self.budget.block_for(self.backoff_cap)
                 else:
@@ -334,7 +369,7 @@ class BinanceRest:
                 continue
             if status >= 500:
                 self.stats.add(http_5xx=1)
-                self._sleep(backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap))
+                self._retry_after_backoff(attempt, f"{url}: HTTP {status}")
                 continue
             code, msg = _binance_error(response)
             raise RestError(
@@ -353,8 +388,51 @@ class BinanceRest:
             status=last_status,
         )
 
-    def _sleep(self, seconds: float) -> None:
+    def _acquire(self, path: str, params: Mapping[str, Any], weight: int) -> Reservation:
+        url = self.base_url + path
+        try:
+            return self.budget.acquire(
+                weight,
+                max_wait_s=self.max_wait_s,
+                notice=lambda seconds, why: self.on_wait(
+                    f"{url}: waiting {seconds:.1f} s for {why}"
+                ),
+            )
+        except WaitTooLong as exc:
+            raise RestError(
+                f"{url} {dict(params)}: would wait {exc.seconds:,.0f} s for {exc.why}, more "
+                f"than max_wait_s {self.max_wait_s:g} s: giving up",
+                endpoint=path,
+                params=params,
+            ) from None
+
+    def _fetch(self, url: str, params: Mapping[str, Any]) -> httpx.Response:
+        """One GET, read whole within `deadline` (httpx's timeout is per read only)."""
+        started = time.monotonic()
+        with self._client.stream("GET", url, params=dict(params)) as streamed:
+            body = b"".join(read_within(streamed, self.deadline, started))
+            return httpx.Response(
+                streamed.status_code,
+                headers=streamed.headers,
+                content=body,
+                request=streamed.request,
+            )
+
+    def _transport_problem(self, exc: Exception) -> str:
+        if isinstance(exc, httpx.TimeoutException):
+            return f"no answer within {self.timeout:g} s ({type(exc).__name__})"
+        if isinstance(exc, TransferTooSlow):
+            return f"too slow: {exc}"
+        return f"{type(exc).__name__}: {exc}"
+
+    def _retry_after_backoff(self, attempt: int, why: str) -> None:
+        """Sleep before retry `attempt + 1`, saying so; nothing after the last attempt."""
+        if attempt >= self.max_retries:
+            return
+        seconds = backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap)
         if seconds > 0:
+            why = f"{why}; retry {attempt + 1} of {self.max_retries}"
+            self.on_wait(f"{why} in {seconds:.1f} s")
             self.stats.add(sleeps=1, sleep_seconds=seconds)
             time.sleep(seconds)
 
@@ -405,14 +483,6 @@ def _used_weight(response: httpx.Response) -> int | None:
     value = response.headers.get(USED_WEIGHT_HEADER)
     try:
         return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
 

@@ -292,6 +292,8 @@ class StreamRunner:
             duplicates=stats.duplicates,
             write_errors=stats.write_errors,
             last_error=stats.last_error,
+            outliers=stats.outliers,
+            held=lander.held_count if lander is not None else 0,
         )
 
     # --- shutdown -----------------------------------------------------------------------------
@@ -311,6 +313,7 @@ class StreamRunner:
         for task in helpers:
             task.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
+        lander.settle_held()
         await lander.wait_for_fills(min(10.0, config.shutdown_timeout_s / 3))
         stats = self.stats
         lander.event(
@@ -320,6 +323,8 @@ class StreamRunner:
                 "gaps": stats.gaps,
                 "gaps_filled": stats.gaps_filled,
                 "quarantined": stats.quarantined,
+                "duplicates": stats.duplicates,
+                "outliers": stats.outliers,
                 "reconnects": stats.reconnects,
             },
         )
