@@ -1,7 +1,8 @@
 """The daily tables: clean `trades`, compacted `quotes`, and housekeeping of the live tables.
 
 Each asset reads one instrument-day of its inputs (pruned scans), calls the pure
-transforms of `daily_transforms`, and replaces exactly that partition.
+transforms of `daily_transforms`, checks the result and, only if every ERROR check passed,
+replaces exactly that partition (otherwise the previous rows stay).
 """
 
 import time
@@ -12,7 +13,7 @@ import polars as pl
 
 from assets.daily_transforms import compact_quotes, merge_trades
 from assets.partitioned import (
-    CheckDef,
+    PARTITIONS_PER_RUN,
     PartitionKey,
     PartitionResult,
     check_specs,
@@ -25,37 +26,67 @@ from assets.trade_transforms import (
     summarize,
     with_lake_keys,
 )
-from assets.trades_history_checks import CHECK_DESCRIPTIONS, check_frame, history_checks
+from assets.trades_history_checks import (
+    NO_NULLS,
+    PRICES_AND_SIZES_POSITIVE,
+    TRADE_IDS_CONTIGUOUS,
+    TRADE_IDS_UNIQUE,
+    TS_INSIDE_PARTITION_DAY,
+    TradeDay,
+    check_frame,
+)
 from marketlake import schemas
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from marketlake.lake import Lake
-from marketlake.quality import Check, CheckOutcome, Expectation, run_checks
+from marketlake.quality import Check, Expectation, blocking_failures, run_checks
 
-PARTITIONS_PER_RUN = 30
 LIVE_TABLES_COMPACTED = ("ticks_trades", "ticks_quotes", "ticks_depth")
 
+SOURCES_AGREE = Check(
+    "sources_agree",
+    "Where the archive/REST and the stream both have a trade id, they agree on it.",
+    severity="WARN",  # counted by the merge, which keeps the archive's copy
+)
+
+#: The checks of `trades`: the trade checks that hold for a merged day too. (An empty day
+#: is not refused here: a day with neither history nor live trades has no rows to lose.)
 TRADES_CHECKS = [
-    *(
-        CheckDef(name, CHECK_DESCRIPTIONS[name])
-        for name in (
-            "trade_ids_unique",
-            "trade_ids_contiguous",
-            "prices_and_sizes_positive",
-            "ts_inside_partition_day",
-            "no_nulls",
-        )
-    ),
-    CheckDef(
-        "sources_agree",
-        "Where the archive/REST and the stream both have a trade id, they agree on it.",
-        "WARN",
-    ),
+    TRADE_IDS_UNIQUE,
+    TRADE_IDS_CONTIGUOUS,
+    PRICES_AND_SIZES_POSITIVE,
+    TS_INSIDE_PARTITION_DAY,
+    NO_NULLS,
+    SOURCES_AGREE,
 ]
 
+#: The checks of `quotes` (run on the day's quotes with their spread beside them).
 QUOTES_CHECKS = [
-    CheckDef("quote_prices_positive", "bid_price > 0 and ask_price > 0 on every row."),
-    CheckDef("quotes_no_nulls", "No column of a quote is null."),
-    CheckDef("book_not_crossed", "best bid <= best ask on every quote.", "WARN"),
+    Check(
+        "quote_prices_positive",
+        "bid_price > 0 and ask_price > 0 on every row.",
+        expectations=[
+            Expectation(
+                "ExpectColumnValuesToBeBetween", {"column": c, "min_value": 0, "strict_min": True}
+            )
+            for c in ("bid_price", "ask_price")
+        ],
+    ),
+    Check(
+        "quotes_no_nulls",
+        "No column of a quote is null.",
+        expectations=[
+            Expectation("ExpectColumnValuesToNotBeNull", {"column": c})
+            for c in ("ts", "bid_price", "bid_qty", "ask_price", "ask_qty")
+        ],
+    ),
+    Check(
+        "book_not_crossed",
+        "best bid <= best ask on every quote.",
+        severity="WARN",
+        expectations=[
+            Expectation("ExpectColumnValuesToBeBetween", {"column": "spread", "min_value": 0})
+        ],
+    ),
 ]
 
 
@@ -70,7 +101,8 @@ def build_daily_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[dg.
 def build_trades_partition(
     key: PartitionKey, lake: Lake, binance: BinanceEndpoints | None
 ) -> PartitionResult:
-    """Merge history and live trades for one day, fill holes from REST, write, check."""
+    """Merge history and live trades for one day, fill holes from REST, check, and write
+    the day only if every ERROR check passed."""
     started = time.perf_counter()
     partition = key.lake_partition()
     merged = merge_trades(
@@ -92,20 +124,20 @@ def build_trades_partition(
         )
         frame = fill_from(frame, fill)
     remaining = missing_id_ranges(frame)
-    version = lake.replace_partition("trades", frame, partition, schemas.MARKET_PARTITION_COLUMNS)
 
-    checks = [c for c in history_checks(key.date, None) if c.name in CHECK_DESCRIPTIONS]
-    outcomes = run_checks(check_frame(frame), checks)
-    outcomes = [o for o in outcomes if o.name != "row_count_matches_archive"]
+    outcomes = run_checks(check_frame(frame), TRADES_CHECKS, TradeDay(key.date))
     outcomes.append(
-        CheckOutcome(
-            "sources_agree",
-            passed=merged.conflicts == 0,
-            severity="WARN",
-            description=TRADES_CHECKS[-1].description,
+        SOURCES_AGREE.outcome(
+            merged.conflicts == 0,
             failing_rows=merged.conflicts,
             metadata={"conflicting_trade_ids": list(merged.conflict_sample)},
         )
+    )
+    written = not blocking_failures(outcomes)
+    version = (
+        lake.replace_partition("trades", frame, partition, schemas.MARKET_PARTITION_COLUMNS)
+        if written
+        else None
     )
     stats = summarize(frame)
     seconds = time.perf_counter() - started
@@ -125,61 +157,34 @@ def build_trades_partition(
         outcomes=outcomes,
         summary=(
             f"{frame.height:,} trades, {merged.duplicates_removed:,} duplicates removed, "
-            f"{len(gaps)} gaps ({len(remaining)} left) in {seconds:.2f}s"
+            f"{len(gaps)} gaps ({len(remaining)} left)"
+            f"{'' if written else ', refused by its checks, not written'} in {seconds:.2f}s"
         ),
+        written=written,
     )
 
 
 def build_quotes_partition(key: PartitionKey, lake: Lake) -> PartitionResult:
+    """Compact one day of live quotes, check it, and write it only if the ERROR checks pass."""
     started = time.perf_counter()
     partition = key.lake_partition()
     ticks = lake.scan("ticks_quotes", schemas.QUOTES, **partition)
     frame = compact_quotes(ticks)
-    version = lake.replace_partition("quotes", frame, partition, schemas.MARKET_PARTITION_COLUMNS)
     checked = frame.with_columns(spread=pl.col("ask_price") - pl.col("bid_price"))
-    outcomes = (
-        run_checks(
-            checked,
-            [
-                Check(
-                    "quote_prices_positive",
-                    QUOTES_CHECKS[0].description,
-                    [
-                        Expectation(
-                            "ExpectColumnValuesToBeBetween",
-                            {"column": c, "min_value": 0, "strict_min": True},
-                        )
-                        for c in ("bid_price", "ask_price")
-                    ],
-                ),
-                Check(
-                    "quotes_no_nulls",
-                    QUOTES_CHECKS[1].description,
-                    [
-                        Expectation("ExpectColumnValuesToNotBeNull", {"column": c})
-                        for c in ("ts", "bid_price", "bid_qty", "ask_price", "ask_qty")
-                    ],
-                ),
-                Check(
-                    "book_not_crossed",
-                    QUOTES_CHECKS[2].description,
-                    [
-                        Expectation(
-                            "ExpectColumnValuesToBeBetween", {"column": "spread", "min_value": 0}
-                        )
-                    ],
-                    severity="WARN",
-                ),
-            ],
-        )
-        if frame.height
-        else []
+    outcomes = run_checks(checked, QUOTES_CHECKS) if frame.height else []
+    written = not blocking_failures(outcomes)
+    version = (
+        lake.replace_partition("quotes", frame, partition, schemas.MARKET_PARTITION_COLUMNS)
+        if written
+        else None
     )
     seconds = time.perf_counter() - started
     return PartitionResult(
         metadata={"rows": frame.height, "delta_version": version, "duration_s": round(seconds, 3)},
         outcomes=outcomes,
-        summary=f"{frame.height:,} quotes in {seconds:.2f}s",
+        summary=f"{frame.height:,} quotes{'' if written else ' refused by their checks'} "
+        f"in {seconds:.2f}s",
+        written=written,
     )
 
 

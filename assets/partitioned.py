@@ -1,10 +1,27 @@
-"""What every instrument-day asset shares: keys, checks and metadata, one partition at a time.
+"""What every instrument-day asset shares: keys, checks, and how each partition is reported.
 
 A run may carry one partition (the CLI, a click in the UI) or a batch of them (a backfill
-under `BackfillPolicy.multi_run`). Either way each partition is written and checked on its
-own: single-partition runs attach the checks to the materialization; batch runs record
-every partition's check evaluations against that partition and summarize the batch in the
-step's own check outputs.
+under `BackfillPolicy.multi_run`). Either way each partition is computed, checked, and
+written only if its ERROR checks pass; and each is reported as itself, whoever launched
+the run: its own materialization with its own metadata, its own result for every check
+linked to that materialization, and no batch-level result that would shadow them.
+
+How, in Dagster 1.13, where a run over a range of partitions has no single partition key:
+
+- Metadata: `context.add_asset_metadata(metadata, partition_key=key)` for each partition,
+  then one `MaterializeResult()`. Dagster emits one AssetMaterialization per partition of
+  the run, each with that partition's metadata (and its `dagster/partition/*` tags).
+- Checks: an `AssetCheckResult` carries no partition, and in a ranged run Dagster records it
+  with none: a batch result that becomes the check's latest execution. So each partition's
+  results are logged as `AssetCheckEvaluation(partition=key, target_materialization_data=...)`
+  pointing at the materialization just stored for it; they fill the per-partition rows
+  Dagster planned for the run's checks. The check outputs are then yielded empty
+  (`Output(None)`), which records no evaluation.
+- Failures: when a partition is refused by its ERROR checks (nothing written) or raises,
+  yielding the asset's output would materialize every partition of the range; instead the
+  written partitions are yielded as `AssetMaterialization(partition=key)`, every partition's
+  checks are logged, and the step fails naming the partitions that failed and why. The UI
+  then shows those partitions as failed and the others as materialized.
 """
 
 import datetime as dt
@@ -14,8 +31,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,  # not re-exported by `dagster`
+)
 
-from marketlake.quality import CheckOutcome
+from marketlake.quality import Check, CheckOutcome
+
+#: Partitions per run in a backfill (`BackfillPolicy.multi_run`) of every instrument-day
+#: asset: a month of one symbol per process, so a year x 50 symbols is ~600 runs, not 18,000.
+PARTITIONS_PER_RUN = 30
 
 
 @dataclass(frozen=True)
@@ -47,29 +71,25 @@ class PartitionKey:
         return f"{self.date.isoformat()}|{self.symbol}"
 
 
-@dataclass(frozen=True)
-class CheckDef:
-    name: str
-    description: str
-    severity: str = "ERROR"
-
-    @property
-    def blocking(self) -> bool:
-        return self.severity == "ERROR"
-
-
 @dataclass
 class PartitionResult:
-    """One partition's outcome: its materialization metadata and its check outcomes."""
+    """One partition's outcome: its metadata, its check outcomes, and whether it was written
+    (False when an ERROR check failed: the previous rows stay)."""
 
     metadata: dict[str, Any] = field(default_factory=dict)
     outcomes: list[CheckOutcome] = field(default_factory=list)
     summary: str = ""
+    written: bool = True
+
+
+class PartitionsFailed(Exception):
+    """Instrument-days of a run that were not written; the message names each and why."""
 
 
 def check_specs(
-    asset: str, checks: Sequence[CheckDef], partitions_def: dg.PartitionsDefinition
+    asset: str, checks: Sequence[Check], partitions_def: dg.PartitionsDefinition
 ) -> list[dg.AssetCheckSpec]:
+    """The Dagster specs of a table's checks: ERROR checks block downstream work."""
     # Partitioned checks are a Dagster preview; they are what makes a check's result belong
     # to its instrument-day in the UI, so the preview warning is acknowledged here, once.
     with warnings.catch_warnings():
@@ -88,90 +108,131 @@ def check_specs(
 
 def materialize_partitions(
     context: dg.AssetExecutionContext,
-    checks: Sequence[CheckDef],
+    checks: Sequence[Check],
     work: Callable[[PartitionKey], PartitionResult],
-) -> Iterator[dg.MaterializeResult]:
-    """Run `work` for every partition of the run and report it the way Dagster shows best."""
-    asset_key = context.asset_key
+) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization | dg.Output]:
+    """Run `work` for every partition of the run and report each partition as itself.
+
+    One instrument-day failing (refused by its checks, or raising) does not stop the
+    others; the step fails at the end, naming every partition that failed.
+    """
+    keys = context.partition_keys
     results: dict[str, PartitionResult] = {}
-    for key in context.partition_keys:
-        result = work(PartitionKey.parse(key))
-        results[key] = result
-        context.log.info(f"{key}: {result.summary}")
+    errors: dict[str, Exception] = {}
+    for key in keys:
+        try:
+            results[key] = work(PartitionKey.parse(key))
+        except Exception as error:
+            if len(keys) == 1:
+                raise  # the partition's own error, unwrapped
+            errors[key] = error
+            context.log.error(f"{key}: {type(error).__name__}: {error}")
+            continue
+        context.log.info(f"{key}: {results[key].summary}")
 
-    if len(results) == 1:
-        (result,) = results.values()
-        yield dg.MaterializeResult(
-            metadata=dagster_metadata(result.metadata),
-            check_results=[_check_result(o) for o in _complete(result.outcomes, checks)],
-        )
-        return
+    written = [key for key, result in results.items() if result.written]
+    failed = errors or len(written) < len(results)
+    if failed:
+        for key in written:
+            yield dg.AssetMaterialization(
+                asset_key=context.asset_key,
+                partition=key,
+                metadata=dagster_metadata(results[key].metadata),
+                tags=_partition_tags(key),
+            )
+    else:
+        for key in written:
+            context.add_asset_metadata(dagster_metadata(results[key].metadata), partition_key=key)
+        yield dg.MaterializeResult()
 
+    targets = _stored_materializations(context, written)
+    selected = {k.name for k in context.selected_asset_check_keys}
     for key, result in results.items():
         for outcome in _complete(result.outcomes, checks):
-            context.log_event(
-                dg.AssetCheckEvaluation(
-                    asset_key=asset_key,
-                    check_name=outcome.name,
-                    passed=outcome.passed,
-                    severity=dg.AssetCheckSeverity(outcome.severity),
-                    description=outcome.description,
-                    metadata=dagster_metadata(
-                        {"failing_rows": outcome.failing_rows, **outcome.metadata}
-                    ),
-                    partition=key,
-                )
-            )
-    yield dg.MaterializeResult(
-        metadata={
-            "partitions": len(results),
-            "per_partition": dg.MetadataValue.md(_batch_table(results)),
-        },
-        check_results=[_batch_check_result(check, results) for check in checks],
-    )
+            if outcome.name in selected:
+                context.log_event(_evaluation(context.asset_key, key, outcome, targets.get(key)))
+    for output_name, spec in context.assets_def.check_specs_by_output_name.items():
+        if spec.name in selected:
+            yield dg.Output(None, output_name=output_name)
+
+    if failed:
+        raise PartitionsFailed(_failure_message(context.asset_key, results, errors))
 
 
-def _complete(outcomes: list[CheckOutcome], checks: Sequence[CheckDef]) -> list[CheckOutcome]:
+def _complete(outcomes: list[CheckOutcome], checks: Sequence[Check]) -> list[CheckOutcome]:
     """Every declared check gets a result; one that did not apply passes and says so."""
     by_name = {o.name: o for o in outcomes}
     return [
         by_name.get(check.name)
-        or CheckOutcome(
-            check.name,
-            passed=True,
-            severity=check.severity,  # type: ignore[arg-type]
-            description=check.description,
-            metadata={"note": "not applicable to this partition"},
-        )
+        or check.outcome(True, metadata={"note": "not applicable to this partition"})
         for check in checks
     ]
 
 
-def _check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
+def _stored_materializations(
+    context: dg.AssetExecutionContext, keys: Sequence[str]
+) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
+    """The materialization this run just stored for each of `keys` (the check's target),
+    found the way Dagster finds a single-partition check's target."""
+    targets = {}
+    for key in keys:
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[key]), limit=1
+        ).records
+        if records and records[0].run_id == context.run.run_id:
+            targets[key] = AssetCheckEvaluationTargetMaterializationData(
+                storage_id=records[0].storage_id,
+                run_id=records[0].run_id,
+                timestamp=records[0].timestamp,
+            )
+    return targets
+
+
+def _evaluation(
+    asset_key: dg.AssetKey,
+    partition: str,
+    outcome: CheckOutcome,
+    target: AssetCheckEvaluationTargetMaterializationData | None,
+) -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(
+        asset_key=asset_key,
         check_name=outcome.name,
         passed=outcome.passed,
         severity=dg.AssetCheckSeverity(outcome.severity),
         description=outcome.description,
         metadata=dagster_metadata({"failing_rows": outcome.failing_rows, **outcome.metadata}),
+        partition=partition,
+        target_materialization_data=target,
+        blocking=outcome.severity == "ERROR",
     )
 
 
-def _batch_check_result(
-    check: CheckDef, results: Mapping[str, PartitionResult]
-) -> dg.AssetCheckResult:
-    failed = [
-        key
-        for key, result in results.items()
-        for outcome in result.outcomes
-        if outcome.name == check.name and not outcome.passed
-    ]
-    return dg.AssetCheckResult(
-        check_name=check.name,
-        passed=not failed,
-        severity=dg.AssetCheckSeverity(check.severity),
-        description=f"{check.description} (batch of {len(results)} partitions)",
-        metadata={"partitions_checked": len(results), "failed_partitions": failed[:50]},
+def _partition_tags(key: str) -> dict[str, str]:
+    """The per-dimension tags Dagster puts on its own materializations of a multi-partition."""
+    if isinstance(key, dg.MultiPartitionKey):
+        return {f"dagster/partition/{dim}": value for dim, value in key.keys_by_dimension.items()}
+    return {}
+
+
+def _failure_message(
+    asset_key: dg.AssetKey,
+    results: Mapping[str, PartitionResult],
+    errors: Mapping[str, Exception],
+) -> str:
+    lines = []
+    for key, result in results.items():
+        if not result.written:
+            failed = ", ".join(
+                o.name + (f" ({o.failing_rows:,} failing rows)" if o.failing_rows else "")
+                for o in result.outcomes
+                if not o.passed and o.severity == "ERROR"
+            )
+            lines.append(f"{key}: ERROR checks failed: {failed}")
+    lines += [f"{key}: {type(error).__name__}: {error}" for key, error in errors.items()]
+    total = len(results) + len(errors)
+    return (
+        f"{asset_key.to_user_string()}: {len(lines)} of {total} instrument-day(s) not written "
+        f"(their previous rows stay): " + "; ".join(lines)
     )
 
 
@@ -198,13 +259,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
     return value
-
-
-def _batch_table(results: Mapping[str, PartitionResult]) -> str:
-    lines = ["| partition | summary |", "|---|---|"]
-    lines += [f"| {_escape_pipes(key)} | {r.summary} |" for key, r in results.items()]
-    return "\n".join(lines)
-
-
-def _escape_pipes(text: str) -> str:
-    return text.replace("|", "\\|")

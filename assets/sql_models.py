@@ -1,27 +1,34 @@
 """One Dagster asset per dbt_like_sql model, the way dagster-dbt maps dbt models.
 
 Keys are the model names, deps come from each model's refs, descriptions from schema.yml,
-and every data test becomes an asset check (`error` -> blocking ERROR, `warn` -> WARN).
-Dropping a new `.sql` file (and its tests) into `dbt_like_sql/models/` adds an asset with
-no Python edited.
+and every data test becomes an asset check (`error` -> blocking ERROR, `warn` -> WARN),
+declared once, in schema.yml. Dropping a new `.sql` file (and its tests) into
+`dbt_like_sql/models/` adds an asset with no Python edited.
+
+A model's rows are tested before they are written: the engine's `materialize` runs the
+model and validates its partition columns, then hands the frame to the store's
+`replace_partition`; here that store is the lake behind a gate that runs the data tests
+first and commits only if no `error` test failed (the previous rows stay otherwise).
 """
 
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
+import polars as pl
 
 import dbt_like_sql as dls
 from assets.partitioned import (
-    CheckDef,
+    PARTITIONS_PER_RUN,
     PartitionKey,
     PartitionResult,
     check_specs,
     materialize_partitions,
 )
 from marketlake.lake import Lake
-from marketlake.quality import CheckOutcome
-
-PARTITIONS_PER_RUN = 30
+from marketlake.quality import Check, CheckOutcome, blocking_failures
 
 
 def build_sql_assets(
@@ -31,9 +38,10 @@ def build_sql_assets(
     return [_model_asset(manifest, manifest.model(name), partitions_def) for name in manifest.order]
 
 
-def model_checks(model: dls.Model) -> list[CheckDef]:
+def model_checks(model: dls.Model) -> list[Check]:
+    """A model's checks, from its schema.yml tests (evaluated by the engine, not GE)."""
     return [
-        CheckDef(
+        Check(
             spec.name,
             f"{spec.test}" + (f" on {spec.column}" if spec.column else ""),
             "ERROR" if spec.severity == "error" else "WARN",
@@ -42,28 +50,66 @@ def model_checks(model: dls.Model) -> list[CheckDef]:
     ]
 
 
+@dataclass
+class _TestedStore:
+    """The lake, with each partition write gated by the model's data tests."""
+
+    lake: Lake
+    manifest: dls.Manifest
+    model: str
+    outcomes: list[CheckOutcome] = field(default_factory=list)
+    version: int | None = None
+
+    def exists(self, table: str) -> bool:
+        return self.lake.exists(table)
+
+    def scan(self, table: str, schema: pl.Schema | None = None, **partition: Any) -> pl.LazyFrame:
+        return self.lake.scan(table, schema, **partition)
+
+    def replace_partition(
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        partition: Mapping[str, Any],
+        partition_by: Sequence[str],
+    ) -> int:
+        self.outcomes = [_outcome(r) for r in dls.run_tests(self.manifest, self.model, frame)]
+        if blocking_failures(self.outcomes):
+            return -1  # refused: nothing committed
+        self.version = self.lake.replace_partition(table, frame, partition, partition_by)
+        return self.version
+
+
+def _outcome(result: dls.TestResult) -> CheckOutcome:
+    return CheckOutcome(
+        result.name,
+        passed=result.passed,
+        severity="ERROR" if result.severity == "error" else "WARN",
+        description=result.message or result.test,
+        failing_rows=result.failing_rows,
+        metadata={"sample": [{k: str(v) for k, v in row.items()} for row in result.sample]}
+        if result.sample
+        else {},
+    )
+
+
 def run_model_partition(manifest: dls.Manifest, name: str, key: PartitionKey, lake: Lake):
+    """Run model `name` for one instrument-day, test its rows, write them if they pass."""
     started = time.perf_counter()
-    frame = dls.materialize(manifest, name, lake, key.lake_partition())
-    results = dls.run_tests(manifest, name, frame)
+    store = _TestedStore(lake, manifest, name)
+    frame = dls.materialize(manifest, name, store, key.lake_partition())
     seconds = time.perf_counter() - started
-    outcomes = [
-        CheckOutcome(
-            r.name,
-            passed=r.passed,
-            severity="ERROR" if r.severity == "error" else "WARN",
-            description=r.message or r.test,
-            failing_rows=r.failing_rows,
-            metadata={"sample": [{k: str(v) for k, v in row.items()} for row in r.sample]}
-            if r.sample
-            else {},
-        )
-        for r in results
-    ]
+    written = store.version is not None
     return PartitionResult(
-        metadata={"rows": frame.height, "duration_s": round(seconds, 3)},
-        outcomes=outcomes,
-        summary=f"{frame.height:,} rows in {seconds:.2f}s",
+        metadata={
+            "rows": frame.height,
+            "delta_version": store.version,
+            "duration_s": round(seconds, 3),
+        },
+        outcomes=store.outcomes,
+        summary=f"{frame.height:,} rows{'' if written else ' refused by their tests'} "
+        f"in {seconds:.2f}s",
+        written=written,
     )
 
 

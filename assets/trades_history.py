@@ -1,9 +1,9 @@
 """`trades_history`: one instrument-day of historic trades from the archive or REST.
 
 The asset is a thin wrapper: `load_and_check_partition` fetches, fills archive gaps from
-REST and replaces exactly the partition in one Delta commit, then runs the checks on the
-frame just written. None of it knows Dagster, so the CLI, tests and benchmarks call the
-same code the UI does.
+REST, runs the checks on the day's rows and, only if every ERROR check passed, replaces
+exactly the partition in one Delta commit. None of it knows Dagster, so the CLI, tests and
+benchmarks call the same code the UI does.
 """
 
 import datetime as dt
@@ -15,7 +15,7 @@ import dagster as dg
 import polars as pl
 
 from assets.partitioned import (
-    CheckDef,
+    PARTITIONS_PER_RUN,
     PartitionKey,
     PartitionResult,
     check_specs,
@@ -28,18 +28,13 @@ from assets.trade_transforms import (
     summarize,
     with_lake_keys,
 )
-from assets.trades_history_checks import (
-    CHECK_DESCRIPTIONS,
-    WARN_CHECKS,
-    check_frame,
-    history_checks,
-)
+from assets.trades_history_checks import TRADES_HISTORY_CHECKS, TradeDay, check_frame
 from marketlake import schemas
 from marketlake.exchanges.binance.archive import ArchiveNotPublished, BinanceArchive
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from marketlake.exchanges.binance.rest import BinanceRest
 from marketlake.lake import Lake
-from marketlake.quality import CheckOutcome, run_checks
+from marketlake.quality import CheckOutcome, blocking_failures, run_checks
 
 TABLE = "trades_history"
 EXCHANGE = "binance"
@@ -60,6 +55,11 @@ class PartitionLoad:
     rows_filled: int = 0
     version: int | None = None
     seconds: float = 0.0
+
+    @property
+    def written(self) -> bool:
+        """Whether the rows were committed (False: an ERROR check refused them)."""
+        return self.version is not None
 
     def metadata(self) -> dict[str, Any]:
         stats = summarize(self.frame)
@@ -89,17 +89,25 @@ def load_and_check_partition(
     rest: BinanceRest,
     source: SourceMode = "auto",
 ) -> tuple[PartitionLoad, list[CheckOutcome]]:
-    """Fetch one instrument-day, fill its holes from REST, replace its Delta partition, check it.
+    """Fetch one instrument-day, fill its holes from REST, check it, and replace its Delta
+    partition only if every ERROR check passed.
 
     Nothing is written unless the whole day was fetched and verified: a checksum mismatch,
-    a corrupt zip or a REST failure raises before the commit, leaving the old rows. The
-    checks run on the frame just committed, after the write: running them beside the write
-    (the Rust writer releases the GIL) saved 0.25 s of 1.9 s on a 5M-trade day but raised
-    the peak RSS from 1.57 to 1.96 GiB, too close to the 2 GiB a busy day must stay under.
+    a corrupt zip or a REST failure raises before the commit, and rows that fail an ERROR
+    check (an empty day, duplicated or conflicting ids, trades from another day...) are
+    not committed: the previous rows stay, `load.written` is False and the outcomes say
+    which checks failed. The checks run on the fetched frame before the write, one after
+    the other: a 5M-trade day then peaks at 1.49 GiB RSS (`uv run --frozen python -m
+    benchmarks --only backfill_memory`, checks before the write). Running them beside the
+    write instead (the Rust writer releases the GIL) saved 0.25 s of 1.9 s but raised the
+    peak to 1.96 GiB when measured, too close to the 2 GiB a busy day must stay under; and
+    checks beside the write could not gate it.
     """
     load = fetch_partition(symbol, date, archive=archive, rest=rest, source=source)
-    write_partition(load, lake)
-    return load, check_partition(load)
+    outcomes = check_partition(load)
+    if not blocking_failures(outcomes):
+        write_partition(load, lake)
+    return load, outcomes
 
 
 def fetch_partition(
@@ -174,8 +182,10 @@ def write_partition(load: PartitionLoad, lake: Lake) -> PartitionLoad:
 
 
 def check_partition(load: PartitionLoad) -> list[CheckOutcome]:
-    """Run the GE checks of `trades_history` on the rows just written."""
-    outcomes = run_checks(check_frame(load.frame), history_checks(load.date, load.archive_lines))
+    """Run the GE checks of `trades_history` on the rows about to be written."""
+    outcomes = run_checks(
+        check_frame(load.frame), TRADES_HISTORY_CHECKS, TradeDay(load.date, load.archive_lines)
+    )
     if load.gaps_found:
         outcomes = [
             _with_gap_report(outcome, load) if outcome.name == "trade_ids_contiguous" else outcome
@@ -203,15 +213,6 @@ def _with_gap_report(outcome: CheckOutcome, load: PartitionLoad) -> CheckOutcome
 
 # --- Dagster wiring ---------------------------------------------------------------------------
 
-#: Partitions per run in a backfill: a month of one symbol per process, so a year x 50
-#: symbols is ~600 runs, not 18,000.
-PARTITIONS_PER_RUN = 30
-
-CHECKS = [
-    CheckDef(name, description, "WARN" if name in WARN_CHECKS else "ERROR")
-    for name, description in CHECK_DESCRIPTIONS.items()
-]
-
 
 class HistoryConfig(dg.Config):
     """Run configuration: where the trades come from."""
@@ -227,7 +228,7 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
         group_name="history",
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.multi_run(PARTITIONS_PER_RUN),
-        check_specs=check_specs(TABLE, CHECKS, partitions_def),
+        check_specs=check_specs(TABLE, TRADES_HISTORY_CHECKS, partitions_def),
         kinds={"polars", "deltalake"},
         description=(
             "Historic Binance spot trades per instrument-day, from the public archive "
@@ -247,12 +248,15 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
             load, outcomes = load_and_check_partition(
                 key.symbol, key.date, lake=lake, archive=archive, rest=rest, source=config.source
             )
+            verb = "written" if load.written else "refused by its checks, not written"
             return PartitionResult(
                 metadata=load.metadata(),
                 outcomes=outcomes,
-                summary=f"{load.frame.height:,} rows from {load.source} in {load.seconds:.2f}s",
+                summary=f"{load.frame.height:,} rows from {load.source} {verb} "
+                f"in {load.seconds:.2f}s",
+                written=load.written,
             )
 
-        yield from materialize_partitions(context, CHECKS, work)
+        yield from materialize_partitions(context, TRADES_HISTORY_CHECKS, work)
 
     return trades_history

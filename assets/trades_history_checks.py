@@ -1,4 +1,5 @@
-"""The data-quality checks of `trades_history`, as Great Expectations suites (no Dagster).
+"""The trade checks, each declared once (no Dagster): `trades_history` runs them all,
+`trades` the ones that hold for a merged day too.
 
 A few invariants are not single-column expectations (contiguity, quote = price x qty,
 "inside the UTC day"), so they are first expressed as derived columns in Polars and then
@@ -8,6 +9,7 @@ validated by GE like any other column: GE stays the one validator, Polars does t
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -18,19 +20,6 @@ from marketlake.quality import Check, Expectation
 #: a relative float error far below anything a real mismatch would produce.
 QUOTE_ABSOLUTE_SLACK = 1e-8
 QUOTE_RELATIVE_TOLERANCE = 1e-9
-
-CHECK_DESCRIPTIONS = {
-    "trade_ids_unique": "Every trade id appears once in the partition.",
-    "trade_ids_contiguous": "Trade ids have no holes; failures list the missing ranges.",
-    "prices_and_sizes_positive": "price > 0 and qty > 0 on every row.",
-    "quote_qty_is_price_times_qty": "quote_qty = price x qty within the exchange's rounding.",
-    "ts_inside_partition_day": "Every trade's ts falls inside the partition's UTC day.",
-    "no_nulls": "No column has a null.",
-    "row_count_matches_archive": "Rows taken from the archive = lines in the archive CSV.",
-}
-
-#: Statistical or rounding-sensitive checks warn; the rest block downstream work.
-WARN_CHECKS = frozenset({"quote_qty_is_price_times_qty"})
 
 _REQUIRED = ("trade_id", "price", "qty", "quote_qty", "ts", "is_buyer_maker", "source")
 
@@ -54,56 +43,100 @@ def check_frame(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def history_checks(date: dt.date, archive_lines: int | None) -> list[Check]:
-    """The checks for one (symbol, date) partition.
+@dataclass(frozen=True)
+class TradeDay:
+    """What the day checks need to know about a partition besides its rows.
 
     `archive_lines` is the archive CSV's line count, or None when no archive was read (the
-    row-count check then compares nothing and passes, saying so in its metadata).
+    row-count check then does not apply and reports so).
     """
-    start, end = day_bounds(date)
+
+    date: dt.date
+    archive_lines: int | None = None
+
+
+def _between(column: str, low: float, high: float) -> Expectation:
+    return Expectation(
+        "ExpectColumnValuesToBeBetween", {"column": column, "min_value": low, "max_value": high}
+    )
+
+
+def _inside_day(day: TradeDay) -> list[Expectation]:
+    start, end = day_bounds(day.date)
     start_us = int(start.timestamp()) * 1_000_000
-    end_us = int(end.timestamp()) * 1_000_000 - 1
+    return [_between("ts_us", start_us, int(end.timestamp()) * 1_000_000 - 1)]
 
-    def between(column: str, low: float, high: float) -> Expectation:
-        return Expectation(
-            "ExpectColumnValuesToBeBetween",
-            {"column": column, "min_value": low, "max_value": high},
-        )
 
-    checks = {
-        "trade_ids_unique": [Expectation("ExpectColumnValuesToBeUnique", {"column": "trade_id"})],
-        "trade_ids_contiguous": [between("id_step", 1, 1)],
-        "prices_and_sizes_positive": [
-            Expectation(
-                "ExpectColumnValuesToBeBetween",
-                {"column": column, "min_value": 0, "strict_min": True},
-            )
-            for column in ("price", "qty")
-        ],
-        "quote_qty_is_price_times_qty": [between("quote_error", 0.0, 0.0)],
-        "ts_inside_partition_day": [between("ts_us", start_us, end_us)],
-        "no_nulls": [
-            Expectation("ExpectColumnValuesToNotBeNull", {"column": column}) for column in _REQUIRED
-        ],
-        "row_count_matches_archive": [
-            Expectation(
-                "ExpectColumnMaxToBeBetween",
-                {
-                    "column": "archive_rows",
-                    "min_value": archive_lines,
-                    "max_value": archive_lines,
-                },
-            )
-        ]
-        if archive_lines is not None
-        else [],
-    }
+def _matches_archive(day: TradeDay) -> list[Expectation]:
+    if day.archive_lines is None:
+        return []
+    lines = day.archive_lines
     return [
-        Check(
-            name=name,
-            description=CHECK_DESCRIPTIONS[name],
-            expectations=expectations,
-            severity="WARN" if name in WARN_CHECKS else "ERROR",
+        Expectation(
+            "ExpectColumnMaxToBeBetween",
+            {"column": "archive_rows", "min_value": lines, "max_value": lines},
         )
-        for name, expectations in checks.items()
     ]
+
+
+DAY_HAS_TRADES = Check(
+    "day_has_trades",
+    "The day holds at least one trade: Binance publishes an archive only for a day that "
+    "traded, so an empty one is damaged, and an empty day never replaces a stored one.",
+    expectations=[Expectation("ExpectTableRowCountToBeBetween", {"min_value": 1})],
+)
+TRADE_IDS_UNIQUE = Check(
+    "trade_ids_unique",
+    "Every trade id appears once in the partition.",
+    expectations=[Expectation("ExpectColumnValuesToBeUnique", {"column": "trade_id"})],
+)
+TRADE_IDS_CONTIGUOUS = Check(
+    "trade_ids_contiguous",
+    "Trade ids have no holes; failures list the missing ranges.",
+    expectations=[_between("id_step", 1, 1)],
+)
+PRICES_AND_SIZES_POSITIVE = Check(
+    "prices_and_sizes_positive",
+    "price > 0 and qty > 0 on every row.",
+    expectations=[
+        Expectation(
+            "ExpectColumnValuesToBeBetween", {"column": column, "min_value": 0, "strict_min": True}
+        )
+        for column in ("price", "qty")
+    ],
+)
+QUOTE_QTY_IS_PRICE_TIMES_QTY = Check(
+    "quote_qty_is_price_times_qty",
+    "quote_qty = price x qty within the exchange's rounding.",
+    severity="WARN",  # rounding-sensitive: reports, never blocks
+    expectations=[_between("quote_error", 0.0, 0.0)],
+)
+TS_INSIDE_PARTITION_DAY = Check(
+    "ts_inside_partition_day",
+    "Every trade's ts falls inside the partition's UTC day.",
+    expectations=_inside_day,
+)
+NO_NULLS = Check(
+    "no_nulls",
+    "No column has a null.",
+    expectations=[
+        Expectation("ExpectColumnValuesToNotBeNull", {"column": column}) for column in _REQUIRED
+    ],
+)
+ROW_COUNT_MATCHES_ARCHIVE = Check(
+    "row_count_matches_archive",
+    "Rows taken from the archive = lines in the archive CSV.",
+    expectations=_matches_archive,
+)
+
+#: The checks of `trades_history`, each run on a day's rows before they are written.
+TRADES_HISTORY_CHECKS = [
+    DAY_HAS_TRADES,
+    TRADE_IDS_UNIQUE,
+    TRADE_IDS_CONTIGUOUS,
+    PRICES_AND_SIZES_POSITIVE,
+    QUOTE_QTY_IS_PRICE_TIMES_QTY,
+    TS_INSIDE_PARTITION_DAY,
+    NO_NULLS,
+    ROW_COUNT_MATCHES_ARCHIVE,
+]

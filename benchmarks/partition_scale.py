@@ -212,20 +212,20 @@ def build_daily_definitions(settings: Any) -> dg.Definitions:
     is the day.
     """
     from assets.trades_history import load_and_check_partition
-    from assets.trades_history_checks import CHECK_DESCRIPTIONS, WARN_CHECKS
+    from assets.trades_history_checks import TRADES_HISTORY_CHECKS
     from orchestration.partitions import symbol_partitions
     from orchestration.resources import build_resources
 
     days = dg.DailyPartitionsDefinition(start_date=settings.start_date.isoformat(), end_offset=0)
     specs = [
         dg.AssetCheckSpec(
-            name,
+            check.name,
             asset=ASSET,
-            description=description,
-            blocking=name not in WARN_CHECKS,
+            description=check.description,
+            blocking=check.blocking,
             partitions_def=days,
         )
-        for name, description in CHECK_DESCRIPTIONS.items()
+        for check in TRADES_HISTORY_CHECKS
     ]
 
     @dg.asset(
@@ -243,7 +243,7 @@ def build_daily_definitions(settings: Any) -> dg.Definitions:
     ):
         archive, rest = binance.archive(), binance.rest()
         date = dt.date.fromisoformat(context.partition_key)
-        failed: dict[str, list[str]] = {name: [] for name in CHECK_DESCRIPTIONS}
+        failed: dict[str, list[str]] = {check.name: [] for check in TRADES_HISTORY_CHECKS}
         rows = 0
         for symbol in context.instance.get_dynamic_partitions(symbol_partitions.name):
             load, outcomes = load_and_check_partition(
@@ -257,14 +257,12 @@ def build_daily_definitions(settings: Any) -> dg.Definitions:
             metadata={"rows": rows},
             check_results=[
                 dg.AssetCheckResult(
-                    check_name=name,
-                    passed=not symbols,
-                    severity=dg.AssetCheckSeverity.WARN
-                    if name in WARN_CHECKS
-                    else dg.AssetCheckSeverity.ERROR,
-                    metadata={"failed_symbols": dg.MetadataValue.json(symbols)},
+                    check_name=check.name,
+                    passed=not failed[check.name],
+                    severity=dg.AssetCheckSeverity(check.severity),
+                    metadata={"failed_symbols": dg.MetadataValue.json(failed[check.name])},
                 )
-                for name, symbols in failed.items()
+                for check in TRADES_HISTORY_CHECKS
             ],
         )
 

@@ -14,7 +14,7 @@ an in-memory frame for a batch marker nothing here reads, ~0.4 s per batch at 5M
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal
@@ -55,14 +55,48 @@ class CheckOutcome:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: A check's expectations for one partition, from what the partition knows (its day, the
+#: archive's line count...): the expectations of a day check depend on the day.
+ExpectationsFor = Callable[[Any], Sequence[Expectation]]
+
+
 @dataclass(frozen=True)
 class Check:
-    """A named data-quality check: the expectations it runs and how much a failure matters."""
+    """A named data-quality check, declared once: what it asserts, how much a failure
+    matters, and the expectations GE runs for it.
+
+    `expectations` is a list, or a function of the partition's parameters giving the list.
+    A check whose list is empty for a partition does not apply to it (run_checks gives it no
+    outcome); a check the table computes outside GE (say, conflicts counted by a merge) has
+    no expectations and reports through `outcome`.
+    """
 
     name: str
     description: str
-    expectations: Sequence[Expectation]
     severity: Severity = "ERROR"
+    expectations: Sequence[Expectation] | ExpectationsFor = ()
+
+    @property
+    def blocking(self) -> bool:
+        """ERROR checks gate the write and stop downstream work; WARN checks report."""
+        return self.severity == "ERROR"
+
+    def expectations_for(self, params: Any = None) -> Sequence[Expectation]:
+        found = self.expectations
+        return found(params) if callable(found) else found
+
+    def outcome(
+        self, passed: bool, failing_rows: int = 0, metadata: Mapping[str, Any] | None = None
+    ) -> CheckOutcome:
+        """This check's outcome, computed by the caller rather than by GE."""
+        return CheckOutcome(
+            self.name, passed, self.severity, self.description, failing_rows, metadata or {}
+        )
+
+
+def blocking_failures(outcomes: Sequence[CheckOutcome]) -> list[CheckOutcome]:
+    """The failed ERROR checks: any one of them means the rows must not be written."""
+    return [o for o in outcomes if not o.passed and o.severity == "ERROR"]
 
 
 @cache
@@ -85,24 +119,30 @@ def _context() -> Any:
     return gx, batch_definition
 
 
-def run_checks(frame: pl.DataFrame, checks: Sequence[Check]) -> list[CheckOutcome]:
-    """Validate `frame` against every check; never raises for failing data.
+def run_checks(
+    frame: pl.DataFrame, checks: Sequence[Check], params: Any = None
+) -> list[CheckOutcome]:
+    """Validate `frame` against every check that has expectations for `params`; never
+    raises for failing data. Checks without expectations get no outcome here.
 
     Each check's metadata says how many rows failed and shows a sample of the failing
     values, so a failed check in the Dagster UI explains itself.
     """
+    planned = [(c, e) for c in checks if (e := list(c.expectations_for(params)))]
+    if not planned:
+        return []
     gx, batch_definition = _context()
-    columns = sorted({e.column for c in checks for e in c.expectations if e.column is not None})
+    columns = sorted({x.column for _, es in planned for x in es if x.column is not None})
     pandas_frame = _to_pandas(frame.select(columns) if columns else frame)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": pandas_frame})
-    results = _validate(gx, batch, [e for c in checks for e in c.expectations])
+    results = _validate(gx, batch, [x for _, es in planned for x in es])
 
     outcomes = []
-    for check in checks:
+    for check, expectations in planned:
         passed = True
         failing = 0
         details: dict[str, Any] = {}
-        for expectation in check.expectations:
+        for expectation in expectations:
             result = results[_key(expectation)]
             passed = passed and bool(result.success)
             unexpected = int(result.result.get("unexpected_count") or 0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import threading
 
@@ -14,42 +13,14 @@ from assets.partitioned import PartitionKey
 from assets.trade_transforms import with_lake_keys
 from marketlake import schemas
 from marketlake.lake import Lake
-from marketlake.simulator.data import SimConfig
-from marketlake.simulator.server import Simulator
 from orchestration.definitions import build_definitions
 from orchestration.schedules import yesterday_run_requests
 from orchestration.settings import Settings
 
-SYMBOLS = ("BTCUSDT", "ETHUSDT")
 DAY = dt.date(2024, 3, 1)
 KEY = f"{DAY}|BTCUSDT"
 RAW = ["trade_id", "price", "qty", "quote_qty", "ts", "is_buyer_maker"]
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator(SimConfig(trades_per_day=3_000, symbols=SYMBOLS)) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def world(sim, tmp_path):
-    sim.reset()
-    settings = dataclasses.replace(
-        Settings(), lake=str(tmp_path), binance_archive_url=sim.base_url,
-        binance_rest_url=sim.base_url,
-    )  # fmt: skip
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("symbols", list(SYMBOLS))
-    defs = build_definitions(settings)
-
-    def run(job: str, key: str = KEY) -> dg.ExecuteInProcessResult:
-        return defs.resolve_job_def(job).execute_in_process(
-            partition_key=key, instance=instance, raise_on_error=False
-        )
-
-    return Lake(str(tmp_path)), run
 
 
 def ticks(frame: pl.DataFrame, received: dt.datetime = NOW) -> pl.DataFrame:
@@ -68,8 +39,8 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 
 def test_trades_merge_history_and_live_into_one_row_per_trade_id(world, sim):
-    lake, run = world
-    assert run("trades_history_job").success
+    lake = world.lake
+    assert world.run("trades_history_job", KEY).success
     truth = sim.ground_truth("BTCUSDT", DAY)
     live = pl.concat([truth.slice(100, 500), truth.slice(300, 400)])  # at-least-once overlap
     disagreeing = truth.slice(50, 1).with_columns(price=pl.col("price") + 1.0)
@@ -77,7 +48,7 @@ def test_trades_merge_history_and_live_into_one_row_per_trade_id(world, sim):
         "ticks_trades", ticks(pl.concat([live, disagreeing])), schemas.MARKET_PARTITION_COLUMNS
     )
 
-    result = run("daily_job")
+    result = world.run("daily_job", KEY)
     assert result.success
     trades = lake.scan("trades", symbol="BTCUSDT", date=DAY).collect().sort("trade_id")
     assert trades.select(RAW).equals(truth.sort("trade_id"))
@@ -92,7 +63,7 @@ def test_trades_merge_history_and_live_into_one_row_per_trade_id(world, sim):
 
 
 def test_holes_in_the_live_record_are_filled_from_rest(world, sim):
-    lake, run = world
+    lake = world.lake
     truth = sim.ground_truth("BTCUSDT", DAY).sort("trade_id")
     window = truth.slice(0, 2_000)
     holed = window.filter(
@@ -100,7 +71,7 @@ def test_holes_in_the_live_record_are_filled_from_rest(world, sim):
     )
     lake.append("ticks_trades", ticks(holed), schemas.MARKET_PARTITION_COLUMNS)
 
-    result = run("daily_job")
+    result = world.run("daily_job", KEY)
     assert result.success
     trades = lake.scan("trades", symbol="BTCUSDT", date=DAY).collect().sort("trade_id")
     assert trades.select(RAW).equals(window)
@@ -109,9 +80,9 @@ def test_holes_in_the_live_record_are_filled_from_rest(world, sim):
 
 
 def test_the_sql_models_build_on_the_days_trades_and_pass_their_tests(world, sim):
-    lake, run = world
-    assert run("trades_history_job").success
-    result = run("daily_job")
+    lake = world.lake
+    assert world.run("trades_history_job", KEY).success
+    result = world.run("daily_job", KEY)
     assert result.success
     failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
     assert failed == []
@@ -149,13 +120,13 @@ def test_compaction_while_the_stream_appends_loses_nothing(tmp_path, sim):
 
 
 def test_compaction_leaves_few_files_and_the_same_rows(world, sim):
-    lake, run = world
+    lake = world.lake
     truth = sim.ground_truth("BTCUSDT", DAY).sort("trade_id")
     for i in range(30):
         lake.append(
             "ticks_trades", ticks(truth.slice(i * 100, 100)), schemas.MARKET_PARTITION_COLUMNS
         )
-    result = run("daily_job")
+    result = world.run("daily_job", KEY)
     assert result.success
     meta = metadata(result, "ticks_compaction")
     assert (meta["ticks_trades_files_before"], meta["ticks_trades_files_after"]) == (30, 1)
@@ -197,7 +168,7 @@ def test_the_schedule_reads_the_symbols_from_the_instance(sim):
 
 
 def test_vacuum_deletes_the_files_compaction_replaced_and_keeps_every_row(world, sim):
-    lake, _ = world
+    lake = world.lake
     truth = sim.ground_truth("BTCUSDT", DAY).sort("trade_id")
     for i in range(5):
         batch = ticks(truth.slice(i * 100, 100))

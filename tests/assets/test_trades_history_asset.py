@@ -13,64 +13,11 @@ from assets.trades_history import load_and_check_partition
 from marketlake.exchanges.binance.archive import BinanceArchive
 from marketlake.exchanges.binance.rest import BinanceRest
 from marketlake.lake import Lake
-from marketlake.simulator.data import SimConfig
-from marketlake.simulator.server import Simulator
-from orchestration.definitions import build_definitions
 from orchestration.runner import root_cause
-from orchestration.settings import Settings
 
-SYMBOLS = ("BTCUSDT", "ETHUSDT")
+JOB = "trades_history_job"
 DAY = dt.date(2024, 3, 1)
 RAW_COLUMNS = ["trade_id", "price", "qty", "quote_qty", "ts", "is_buyer_maker"]
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with Simulator(SimConfig(trades_per_day=4_000, symbols=SYMBOLS)) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def world(sim, tmp_path):
-    sim.reset()
-    settings = dataclasses.replace(
-        Settings(),
-        lake=str(tmp_path / "lake"),
-        binance_archive_url=sim.base_url,
-        binance_rest_url=sim.base_url,
-    )
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("symbols", list(SYMBOLS))
-    return World(sim, Lake(settings.lake), build_definitions(settings), instance)
-
-
-@dataclasses.dataclass
-class World:
-    sim: Simulator
-    lake: Lake
-    defs: dg.Definitions
-    instance: dg.DagsterInstance
-
-    def run(self, *keys: str) -> dg.ExecuteInProcessResult:
-        job = self.defs.resolve_job_def("trades_history_job")
-        tags = {}
-        if len(keys) > 1:
-            tags = {
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
-            }
-        return job.execute_in_process(
-            partition_key=keys[0] if len(keys) == 1 else None,
-            instance=self.instance,
-            raise_on_error=False,
-            tags=tags,
-        )
-
-    def rows(self, symbol: str, date: dt.date) -> pl.DataFrame:
-        return self.lake.scan("trades_history", symbol=symbol, date=date).collect().sort("trade_id")
-
-    def truth(self, symbol: str, date: dt.date) -> pl.DataFrame:
-        return self.sim.ground_truth(symbol, date).sort("trade_id")
 
 
 def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
@@ -82,12 +29,13 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
 
 
 def test_two_symbols_by_two_days_land_exactly_the_exchanges_trades(world):
-    keys = [f"{day}|{symbol}" for symbol in SYMBOLS for day in ("2024-03-01", "2024-03-02")]
+    symbols = world.sim.config.symbols
+    keys = [f"{day}|{symbol}" for symbol in symbols for day in ("2024-03-01", "2024-03-02")]
     for key in keys:
-        result = world.run(key)
+        result = world.run(JOB, key)
         assert result.success
         assert all(checks(result).values()), checks(result)
-    for symbol in SYMBOLS:
+    for symbol in world.sim.config.symbols:
         for date in (DAY, DAY + dt.timedelta(days=1)):
             landed = world.rows(symbol, date)
             assert landed.select(RAW_COLUMNS).equals(world.truth(symbol, date))
@@ -95,14 +43,14 @@ def test_two_symbols_by_two_days_land_exactly_the_exchanges_trades(world):
 
 
 def test_materializing_a_partition_twice_leaves_the_same_rows(world):
-    world.run(f"{DAY}|BTCUSDT")
+    world.run(JOB, f"{DAY}|BTCUSDT")
     first = world.rows("BTCUSDT", DAY).drop("ingested_at")
-    world.run(f"{DAY}|BTCUSDT")
+    world.run(JOB, f"{DAY}|BTCUSDT")
     assert world.rows("BTCUSDT", DAY).drop("ingested_at").equals(first)
 
 
 def test_materialization_metadata_describes_the_partition(world):
-    result = world.run(f"{DAY}|ETHUSDT")
+    result = world.run(JOB, f"{DAY}|ETHUSDT")
     metadata = result.asset_materializations_for_node("trades_history")[0].metadata
     truth = world.truth("ETHUSDT", DAY)
     assert metadata["rows"].value == truth.height
@@ -117,11 +65,11 @@ def test_materialization_metadata_describes_the_partition(world):
 
 @pytest.mark.parametrize("fault", ["wrong_checksum", "corrupt_zip", "truncated_csv"])
 def test_a_damaged_archive_fails_the_partition_and_leaves_the_table_unchanged(world, fault):
-    world.run(f"{DAY}|BTCUSDT")
+    world.run(JOB, f"{DAY}|BTCUSDT")
     before = world.rows("BTCUSDT", DAY)
     version = world.lake.version("trades_history")
     getattr(world.sim.faults, fault).add(("BTCUSDT", DAY))
-    result = world.run(f"{DAY}|BTCUSDT")
+    result = world.run(JOB, f"{DAY}|BTCUSDT")
     assert not result.success
     assert "BTCUSDT-trades-2024-03-01.zip" in failure_message(result)
     assert world.lake.version("trades_history") == version
@@ -130,7 +78,7 @@ def test_a_damaged_archive_fails_the_partition_and_leaves_the_table_unchanged(wo
 
 def test_a_day_missing_from_the_archive_falls_back_to_rest(world):
     world.sim.faults.unpublished.add(("ETHUSDT", DAY))
-    result = world.run(f"{DAY}|ETHUSDT")
+    result = world.run(JOB, f"{DAY}|ETHUSDT")
     assert result.success, failure_message(result)
     landed = world.rows("ETHUSDT", DAY)
     assert landed.select(RAW_COLUMNS).equals(world.truth("ETHUSDT", DAY))
@@ -142,7 +90,7 @@ def test_holes_in_an_archive_day_are_filled_from_rest_before_the_write(world):
     first = world.truth("BTCUSDT", DAY)["trade_id"].min()
     holes = [(first + 100, first + 149), (first + 1000, first + 1000)]
     world.sim.faults.archive_gaps[("BTCUSDT", DAY)] = holes
-    result = world.run(f"{DAY}|BTCUSDT")
+    result = world.run(JOB, f"{DAY}|BTCUSDT")
     assert result.success
     assert all(checks(result).values()), checks(result)
     landed = world.rows("BTCUSDT", DAY)
@@ -155,7 +103,7 @@ def test_holes_in_an_archive_day_are_filled_from_rest_before_the_write(world):
 
 def test_a_batch_run_records_every_partitions_checks(world):
     keys = ["2024-03-01|BTCUSDT", "2024-03-02|ETHUSDT"]
-    result = world.run(*keys)
+    result = world.run(JOB, *keys)
     assert result.success
     partitions = {
         e.partition for e in result.get_asset_check_evaluations() if e.partition is not None
@@ -163,7 +111,7 @@ def test_a_batch_run_records_every_partitions_checks(world):
     assert partitions == {
         "2024-03-01|BTCUSDT", "2024-03-01|ETHUSDT", "2024-03-02|BTCUSDT", "2024-03-02|ETHUSDT"
     }  # fmt: skip
-    for symbol in SYMBOLS:
+    for symbol in world.sim.config.symbols:
         assert world.rows(symbol, dt.date(2024, 3, 2)).height == 4_000
 
 
@@ -176,7 +124,7 @@ class FailingLake(Lake):
 
 
 def test_a_failed_write_raises_and_leaves_the_rows(world):
-    world.run(f"{DAY}|BTCUSDT")
+    world.run(JOB, f"{DAY}|BTCUSDT")
     before = world.rows("BTCUSDT", DAY)
     version = world.lake.version("trades_history")
     with (

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from assets.trade_transforms import with_lake_keys
-from assets.trades_history_checks import check_frame, history_checks
+from assets.trades_history_checks import TRADES_HISTORY_CHECKS, TradeDay, check_frame
 from marketlake.exchanges.binance.parsing import parse_trades_csv
 from marketlake.quality import run_checks
 
@@ -27,7 +27,7 @@ def clean(real_samples) -> pl.DataFrame:
 
 
 def failed_checks(frame: pl.DataFrame, archive_lines: int | None = 210) -> dict[str, int]:
-    outcomes = run_checks(check_frame(frame), history_checks(DAY, archive_lines))
+    outcomes = run_checks(check_frame(frame), TRADES_HISTORY_CHECKS, TradeDay(DAY, archive_lines))
     return {o.name: o.failing_rows for o in outcomes if not o.passed}
 
 
@@ -53,7 +53,7 @@ def test_a_negative_price_fails_the_positivity_check_and_names_the_value(clean):
     assert failures["prices_and_sizes_positive"] == 1
     outcome = next(
         o
-        for o in run_checks(check_frame(broken), history_checks(DAY, 210))
+        for o in run_checks(check_frame(broken), TRADES_HISTORY_CHECKS, TradeDay(DAY, 210))
         if o.name == "prices_and_sizes_positive"
     )
     assert outcome.metadata["failures"]["ExpectColumnValuesToBeBetween(price)"]["sample"] == [-1.0]
@@ -86,3 +86,13 @@ def test_a_null_fails_the_null_check(clean):
 
 def test_archive_rows_must_match_the_archive_line_count(clean):
     assert failed_checks(clean, archive_lines=211) == {"row_count_matches_archive": 0}
+
+
+def test_an_empty_day_fails_the_day_has_trades_check(clean):
+    assert "day_has_trades" in failed_checks(clean.clear(), archive_lines=0)
+
+
+def test_the_row_count_check_does_not_apply_without_an_archive(clean):
+    outcomes = run_checks(check_frame(clean), TRADES_HISTORY_CHECKS, TradeDay(DAY, None))
+    assert "row_count_matches_archive" not in {o.name for o in outcomes}
+    assert all(o.passed for o in outcomes)
