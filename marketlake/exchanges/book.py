@@ -20,6 +20,7 @@ holds hundreds to thousands of levels and the top 20 is read at every change.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Sequence
 from typing import Final, NamedTuple
 
 from marketlake.exchanges.feed import Depth
@@ -78,6 +79,26 @@ class BookSide:
         self._sizes.clear()
         if self._texts is not None:
             self._texts.clear()
+
+    def load(
+        self, levels: Sequence[tuple[float, float]], texts: Sequence[tuple[str, str]] | None = None
+    ) -> None:
+        """Replace the whole side with a snapshot's levels: one sort, not an insort per level.
+
+        Levels of size 0 are left out, as `set` would delete them; ``texts`` (one per level)
+        are kept when the side keeps texts.
+        """
+        sizes = {price: size for price, size in levels if size != 0.0}
+        self._sizes = sizes
+        self._prices = sorted(sizes)
+        if self._texts is not None:
+            if texts is None:
+                texts = [(repr(price), repr(size)) for price, size in levels]
+            self._texts = {
+                price: text
+                for (price, size), text in zip(levels, texts, strict=True)
+                if size != 0.0
+            }
 
     def top(self, depth: int) -> tuple[list[float], list[float]]:
         """The best ``depth`` levels as (prices, sizes), best first."""

@@ -99,3 +99,15 @@ def test_a_snapshot_that_fails_its_own_check_does_not_count_as_a_resync():
     synced.fail(BOOK_CHECKSUM, 123, 456, 0)  # the fresh snapshot was itself wrong
     assert synced.resynced(0) is None
     assert synced.depth(0, 0) is None
+
+
+def test_loading_a_snapshot_at_once_gives_the_same_side_as_setting_each_level():
+    levels = [(99.0, 3.0), (100.0, 1.0), (98.0, 0.0), (99.5, 2.0), (100.0, 4.0)]
+    texts = [(repr(p), repr(s)) for p, s in levels]
+    loaded, one_by_one = Book(keep_text=True), Book(keep_text=True)
+    loaded.bids.load(levels, texts)
+    for (price, size), text in zip(levels, texts, strict=True):
+        one_by_one.bids.set(price, size, text)
+    assert loaded.state() == one_by_one.state()
+    assert loaded.bids.level_texts() == one_by_one.bids.level_texts()
+    assert loaded.bids.levels() == [(100.0, 4.0), (99.5, 2.0), (99.0, 3.0)]

@@ -200,8 +200,8 @@ class BinanceDepthSync:
             )
             return [stale]
         book = synced.reset(snap.last_update_id)
-        _apply(book.bids, snap.bids)
-        _apply(book.asks, snap.asks)
+        book.bids.load(snap.bids)
+        book.asks.load(snap.asks)
         self._bridging = True
         out: list[Depth | BookEvent] = []
         ts_us = received_at_us

@@ -125,8 +125,8 @@ class DeribitBooks:
             if synced is None:
                 synced = self.books[instrument] = SyncedBook(VENUE, instrument)
             book = synced.reset(change_id)  # type: ignore[arg-type]
-            _apply(book.bids, bids)
-            _apply(book.asks, asks)
+            book.bids.load(bids)
+            book.asks.load(asks)
             event = synced.resynced(ts_us)
             if event is not None:
                 out.append(event)

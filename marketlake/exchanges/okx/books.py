@@ -104,6 +104,10 @@ def _apply(side: BookSide, levels: list[Level]) -> None:
         set_level(price, size, (price_text, size_text))
 
 
+def _load(side: BookSide, levels: list[Level]) -> None:
+    side.load([(p, s) for p, s, _, _ in levels], [(pt, st) for _, _, pt, st in levels])
+
+
 def _optional_int(item: dict, key: str) -> int | None:
     value = item.get(key)
     if value is None:
@@ -153,8 +157,8 @@ class OkxBooks:
             if synced is None:
                 synced = self.books[instrument] = SyncedBook(VENUE, instrument, keep_text=True)
             book = synced.reset(seq_id)
-            _apply(book.bids, bids)
-            _apply(book.asks, asks)
+            _load(book.bids, bids)
+            _load(book.asks, asks)
         elif action == "update":
             if synced is None or not synced.in_sync:
                 if synced is not None:
