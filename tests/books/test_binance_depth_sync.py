@@ -15,14 +15,21 @@ from support.samples import (
 
 from marketlake.exchanges.binance.depth_sync import (
     BinanceDepthSync,
+    BinanceDiffBooks,
     DepthSnapshot,
     DepthUpdate,
     parse_depth_snapshot,
     parse_depth_update,
 )
-from marketlake.exchanges.book import BOOK_GAP, BOOK_RESYNCED, BOOK_STALE_SNAPSHOT, BookEvent
+from marketlake.exchanges.book import (
+    BOOK_BAD_UPDATE,
+    BOOK_GAP,
+    BOOK_RESYNCED,
+    BOOK_STALE_SNAPSHOT,
+    BookEvent,
+)
 from marketlake.exchanges.errors import ResponseFormatError
-from marketlake.exchanges.feed import Depth
+from marketlake.exchanges.feed import Depth, Reject
 from marketlake.exchanges.fields import Refused
 
 Events = list[tuple[int, DepthUpdate]]
@@ -254,3 +261,38 @@ def test_a_diff_event_with_its_ids_backwards_is_refused():
     data["U"], data["u"] = data["u"], data["U"]
     with pytest.raises(Refused, match=r"first update id U=\d+ after final u=\d+"):
         parse_depth_update(data)
+
+
+# --- one connection's frames ----------------------------------------------------------------
+
+
+def test_a_connection_writes_depth_only_for_symbols_whose_snapshot_arrived(snapshot):
+    books = BinanceDiffBooks(["NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR"])
+    assert books.needing_snapshot() == ["NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR"]
+    body = BINANCE_NKNUSDT_SNAPSHOT.read_bytes().rstrip(b"\n").partition(b": ")[2]
+    records = []
+    sent = False
+    for received_at_us, frame in received_frames(BINANCE_DIFF_SESSION):
+        if not sent and received_at_us > snapshot[0]:
+            records += books.snapshot("NKNUSDT", body, snapshot[0])
+            sent = True
+        if b"@depth@100ms" in frame[:40]:
+            records += books.parse(frame, received_at_us)
+    assert books.needing_snapshot() == ["BLZETH", "LRCBTC", "RUNEEUR"]
+    assert {type(r) for r in records} == {Depth}
+    assert {r.symbol for r in records} == {"NKNUSDT"}
+
+
+def test_a_malformed_event_is_quarantined_and_takes_the_book_out_of_sync(snapshot, diffs):
+    books = BinanceDiffBooks(["NKNUSDT"])
+    books.syncs["NKNUSDT"].snapshot(snapshot[1], 0)
+    frame = {"stream": "nknusdt@depth@100ms", "data": {**diffs[1][1]._asdict()}}
+    (rejected, event) = books.parse(orjson.dumps(frame), 1)
+    assert (
+        type(rejected) is Reject and rejected.reason == "mistyped field 'e': expected 'depthUpdate'"
+    )
+    assert rejected.symbol == "NKNUSDT"
+    assert (event.kind, event.expected) == (BOOK_BAD_UPDATE, snapshot[1].last_update_id)
+    assert books.needing_snapshot() == ["NKNUSDT"]
+    other = b'{"stream":"btcusdt@depth@100ms","data":{}}'
+    assert books.parse(other, 1)[0].reason == "not a subscribed diff-depth stream"

@@ -21,11 +21,13 @@ WebSocket Streams), which every serious feed handler follows:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 import orjson
 
 from marketlake.exchanges.book import (
+    BOOK_BAD_UPDATE,
     BOOK_GAP,
     BOOK_STALE_SNAPSHOT,
     DEPTH_LEVELS,
@@ -34,7 +36,7 @@ from marketlake.exchanges.book import (
     SyncedBook,
 )
 from marketlake.exchanges.errors import ResponseFormatError
-from marketlake.exchanges.feed import INFINITY, Depth
+from marketlake.exchanges.feed import INFINITY, Depth, Reject, reject
 from marketlake.exchanges.fields import Refused, field
 
 VENUE: Final = "binance"
@@ -219,3 +221,53 @@ class BinanceDepthSync:
         if depth is not None:
             out.append(depth)
         return out
+
+
+class BinanceDiffBooks:
+    """The diff-depth books of one connection: combined-stream frames in, records out.
+
+    Frames are ``{"stream": "<symbol>@depth@100ms", "data": {...}}``; the caller fetches a
+    REST snapshot for every symbol in `needing_snapshot` (at the start, and after any break)
+    and hands the body to `snapshot`.
+    """
+
+    def __init__(self, symbols: Iterable[str], depth_levels: int = DEPTH_LEVELS) -> None:
+        self.syncs = {symbol: BinanceDepthSync(symbol, depth_levels) for symbol in symbols}
+        self._streams = {
+            f"{symbol.lower()}@{suffix}": symbol
+            for symbol in self.syncs
+            for suffix in ("depth", "depth@100ms")
+        }
+
+    def needing_snapshot(self) -> list[str]:
+        """Symbols whose book is not in sync, in subscription order."""
+        return [symbol for symbol, sync in self.syncs.items() if sync.needs_snapshot]
+
+    def parse(self, raw: bytes | str, received_at_us: int) -> list[Depth | BookEvent | Reject]:
+        try:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return [reject("not json", raw, received_at_us)]
+        stream = message.get("stream") if type(message) is dict else None
+        data = message.get("data") if type(message) is dict else None
+        symbol = self._streams.get(stream) if type(stream) is str else None
+        if symbol is None or type(data) is not dict:
+            return [reject("not a subscribed diff-depth stream", raw, received_at_us)]
+        sync = self.syncs[symbol]
+        try:
+            event = parse_depth_update(data)
+            return sync.update(event, received_at_us)  # type: ignore[return-value]
+        except Refused as refused:
+            out: list[Depth | BookEvent | Reject] = [
+                reject(str(refused), raw, received_at_us, symbol)
+            ]
+            if sync.synced.in_sync:  # the event is lost to the book
+                last = sync.synced.sequence
+                out.append(sync.synced.fail(BOOK_BAD_UPDATE, last, str(refused), received_at_us))
+            return out
+
+    def snapshot(
+        self, symbol: str, body: bytes | str, received_at_us: int
+    ) -> list[Depth | BookEvent]:
+        """A ``/api/v3/depth`` body for ``symbol`` (`ResponseFormatError` if malformed)."""
+        return self.syncs[symbol].snapshot(parse_depth_snapshot(body), received_at_us)
