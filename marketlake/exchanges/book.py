@@ -187,8 +187,17 @@ class SyncedBook:
     never written.
     """
 
-    __slots__ = ("book", "failures", "in_sync", "instrument", "resyncs", "sequence", "skipped")
-    __slots__ += ("venue", "_failed")
+    __slots__ = (
+        "_failed",
+        "book",
+        "failures",
+        "in_sync",
+        "instrument",
+        "resyncs",
+        "sequence",
+        "skipped",
+        "venue",
+    )
 
     def __init__(self, venue: str, instrument: str, keep_text: bool = False) -> None:
         self.venue = venue
@@ -209,6 +218,8 @@ class SyncedBook:
         self.book.clear()
         self.sequence = sequence
         self.in_sync = True
+        if not self._failed:
+            self.skipped = 0  # updates before the first snapshot are no loss: none is reported
         return self.book
 
     def resynced(self, ts_us: int) -> BookEvent | None:

@@ -296,3 +296,13 @@ def test_a_malformed_event_is_quarantined_and_takes_the_book_out_of_sync(snapsho
     assert books.needing_snapshot() == ["NKNUSDT"]
     other = b'{"stream":"btcusdt@depth@100ms","data":{}}'
     assert books.parse(other, 1)[0].reason == "not a subscribed diff-depth stream"
+
+
+def test_hand_built_a_snapshot_older_than_an_in_sync_book_is_ignored():
+    sync = BinanceDepthSync("X")
+    sync.snapshot(DepthSnapshot(100, [(1.0, 1.0)], []), 0)
+    sync.update(hand_built(101, 105, bids=[(1.5, 2.0)]), 1)
+    assert sync.snapshot(DepthSnapshot(103, [(9.0, 9.0)], []), 2) == []
+    assert sync.synced.book.bids.levels() == [(1.5, 2.0), (1.0, 1.0)]
+    (depth,) = sync.update(hand_built(106, 106), 3)  # the chain goes on
+    assert depth.last_update_id == 106

@@ -183,8 +183,14 @@ class BinanceDepthSync:
         return False
 
     def snapshot(self, snap: DepthSnapshot, received_at_us: int) -> list[Depth | BookEvent]:
-        """Load a REST snapshot and replay the buffered events on top of it."""
+        """Load a REST snapshot and replay the buffered events on top of it.
+
+        A snapshot no newer than an in-sync book is ignored: the book is already past it,
+        and the events in between were applied, not buffered.
+        """
         synced = self.synced
+        if synced.in_sync and snap.last_update_id <= synced.sequence:  # type: ignore[operator]
+            return []
         buffer = self._buffer
         while buffer and buffer[0].final_id <= snap.last_update_id:
             buffer.popleft()

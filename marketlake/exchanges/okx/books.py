@@ -128,7 +128,11 @@ def ms_text_us(item: dict, key: str = "ts") -> int:
 
 
 class OkxBooks:
-    """The ``books`` books of one connection, one `SyncedBook` per instrument."""
+    """The books of one connection, one `SyncedBook` per instrument.
+
+    One book channel per instrument and connection: ``books`` and ``books-l2-tbt`` of the
+    same instrument carry separate ``seqId`` chains and would break each other's.
+    """
 
     def __init__(self, depth_levels: int = DEPTH_LEVELS) -> None:
         self.books: dict[str, SyncedBook] = {}
@@ -141,9 +145,8 @@ class OkxBooks:
     ) -> list[Depth | BookEvent]:
         """Apply one ``data`` element; the top-N `Depth` if the book is in sync afterwards.
 
-        Raises `Refused` for a malformed element; the book is then out of sync (a lost
-        update), which the returned event of the *next* call cannot show, so the caller
-        reports the refusal and calls `refused` for the event.
+        A malformed element raises `Refused` before anything is applied; the caller
+        quarantines it and calls `refused`, because the book has then lost an update.
         """
         ts_us = ms_text_us(item)
         sent_checksum = _optional_int(item, "checksum")

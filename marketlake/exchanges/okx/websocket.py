@@ -41,6 +41,9 @@ from marketlake.exchanges.fields import Refused, decimal, field
 from marketlake.exchanges.okx.books import OkxBooks, ms_text_us
 
 CHANNELS: Final = ("trades", "bbo-tbt", "books")
+#: Book channels with snapshot + update, ``seqId``/``prevSeqId`` and the top-25 checksum
+#: (``books`` every 100 ms; the tick-by-tick ones need a VIP login, the format is the same).
+BOOK_CHANNELS: Final = frozenset({"books", "books-l2-tbt", "books50-l2-tbt"})
 _QUIET_EVENTS: Final = frozenset({"subscribe", "unsubscribe", "channel-conn-count"})
 
 
@@ -84,7 +87,7 @@ class OkxParser:
             try:
                 if type(item) is not dict:
                     raise Refused("mistyped field 'data': expected objects")
-                if channel == "books":
+                if channel in BOOK_CHANNELS:
                     action = field(message, "action", str)
                     out.extend(self.books.apply(instrument, action, item, received_at_us))  # type: ignore[arg-type]
                 elif channel == "trades":
@@ -96,7 +99,7 @@ class OkxParser:
                     return [reject(reason, raw, received_at_us, instrument)]
             except Refused as refused:
                 out.append(reject(str(refused), orjson.dumps(item), received_at_us, instrument))
-                if channel == "books":
+                if channel in BOOK_CHANNELS:
                     event = self.books.refused(instrument, str(refused), received_at_us)
                     if event is not None:
                         out.append(event)
