@@ -12,6 +12,12 @@ decides what follows. A broken book is emptied and marked out of sync, produces 
 `Depth` until a snapshot brings it back, and each transition is reported as a `BookEvent`
 for `stream_events` (venue, instrument, expected vs got, levels thrown away).
 
+``ticks_depth`` gets the top 20 levels (`depth_record`, best first) after *every* message
+that changed a verified book, not a sample: each row is then a state the venue vouched for
+(by sequence and checksum), and the venues' own push rates (OKX ``books`` 100 ms, Binance
+``@depth@100ms``) already bound the volume; Deribit ``.raw`` is per change, and its
+``.100ms`` channel is the same format when that is too much.
+
 Prices are kept in a sorted list beside a dict, so an update is a dict write plus, for a new
 or removed level, one bisect and a memmove, and reading the top N is a slice: a snapshot
 holds hundreds to thousands of levels and the top 20 is read at every change.

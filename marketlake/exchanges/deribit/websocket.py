@@ -14,7 +14,8 @@ Field mapping (Deribit API v2 docs; checked against ``tests/data/real/deribit``)
   ``is_buyer_maker = direction == "sell"``.
 - ``quote.{instrument}`` -> `Quote`: ``best_bid_price``/``best_bid_amount``,
   ``best_ask_price``/``best_ask_amount``, ``timestamp``; no update id.
-- ``book.{instrument}.raw`` (or ``.100ms``) -> `Depth` and
+- ``book.{instrument}.raw`` (or ``.100ms``) -> `Depth` (top 20, after every change while the
+  chain holds) and
   `marketlake.exchanges.book.BookEvent`, see `marketlake.exchanges.deribit.books`.
 - ``heartbeat``: after ``public/set_heartbeat`` Deribit sends ``{"method": "heartbeat",
   "params": {"type": "test_request"}}`` and closes the connection unless it gets a
