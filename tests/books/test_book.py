@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from marketlake.exchanges.book import (
     BOOK_CHECKSUM,
     BOOK_GAP,
@@ -111,3 +113,18 @@ def test_loading_a_snapshot_at_once_gives_the_same_side_as_setting_each_level():
     assert loaded.state() == one_by_one.state()
     assert loaded.bids.level_texts() == one_by_one.bids.level_texts()
     assert loaded.bids.levels() == [(100.0, 4.0), (99.5, 2.0), (99.0, 3.0)]
+
+
+def test_an_event_detail_is_the_json_object_stream_events_stores():
+    synced = SyncedBook("okx", "BTC-USDT")
+    synced.reset(1).asks.set(2.0, 1.0)
+    event = synced.fail(BOOK_CHECKSUM, -855196043, 1234, ts_us=1_652_459_226_000_000)
+    assert orjson.loads(orjson.dumps(event.detail())) == {
+        "venue": "okx",
+        "instrument": "BTC-USDT",
+        "expected": -855196043,
+        "got": 1234,
+        "levels_affected": 1,
+        "skipped_updates": 0,
+        "ts_us": 1_652_459_226_000_000,
+    }

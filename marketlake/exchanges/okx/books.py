@@ -74,27 +74,22 @@ def resubscribe(instrument: str) -> tuple[bytes, bytes]:
 
 
 def _levels(item: dict, key: str) -> list[Level]:
-    """Every level of one side, checked before any is applied (a book is never half-updated)."""
+    """Every level of one side, checked before any is applied (a book is never half-updated).
+
+    One comprehension converts, one pass checks: the hot path of every book message.
+    """
     raw = item.get(key)
     if type(raw) is not list:
         raise Refused(f"missing field {key!r}" if raw is None else f"mistyped field {key!r}")
-    levels: list[Level] = []
-    append = levels.append
     try:
-        for level in raw:
-            price_text, size_text = level[0], level[1]
-            price, size = float(price_text), float(size_text)
-            if type(price_text) is not str or type(size_text) is not str:
-                raise TypeError
-            if not (0.0 < price < INFINITY and 0.0 <= size < INFINITY):
-                raise Refused(
-                    f"mistyped field {key!r}: level {price_text}:{size_text} out of range"
-                )
-            append((price, size, price_text, size_text))
-    except Refused:
-        raise
+        levels = [(float(level[0]), float(level[1]), level[0], level[1]) for level in raw]
     except (TypeError, ValueError, IndexError, KeyError):
         raise Refused(f"mistyped field {key!r}: expected [price, size, ...] strings") from None
+    for price, size, price_text, size_text in levels:
+        if type(price_text) is not str or type(size_text) is not str:
+            raise Refused(f"mistyped field {key!r}: expected [price, size, ...] strings")
+        if not (0.0 < price < INFINITY and 0.0 <= size < INFINITY):
+            raise Refused(f"mistyped field {key!r}: level {price_text}:{size_text} out of range")
     return levels
 
 
