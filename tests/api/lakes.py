@@ -18,7 +18,8 @@ import dbt_like_sql as dls
 from marketlake import schemas
 from marketlake.lake import Lake
 from marketlake.simulator import SimConfig
-from marketlake.simulator.data import day_raw_trades, depth_at, quotes_at
+from marketlake.simulator.book import depth_at, quotes_at
+from marketlake.simulator.data import day_raw_trades
 
 DAYS = (dt.date(2024, 3, 1), dt.date(2024, 3, 2), dt.date(2024, 3, 3))
 #: (exchange, symbol, days) the lake holds.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -66,11 +65,11 @@ def test_every_model_has_a_description_and_documented_tested_columns() -> None:
         assert len(names) == len(set(names)), f"{model.name}: check names repeat"
 
 
-def test_parsing_reads_only_the_models_dir_and_takes_under_100_ms() -> None:
-    parse_project(MODELS_DIR)  # warm imports
-    started = time.perf_counter()
-    parse_project(MODELS_DIR)
-    assert time.perf_counter() - started < 0.1
+def test_parsing_the_models_dir_twice_gives_the_same_manifest() -> None:
+    # How fast parsing is belongs to benchmarks/, not to a test a slow machine would fail.
+    first, second = parse_project(MODELS_DIR), parse_project(MODELS_DIR)
+    assert first.models.keys() == second.models.keys()
+    assert all(first.model(n).compiled_sql == second.model(n).compiled_sql for n in first.models)
 
 
 def test_partition_variables_compile_to_subqueries_never_to_values() -> None:
