@@ -25,7 +25,7 @@ from marketlake.exchanges.binance.archive import (
     parse_member,
 )
 from marketlake.exchanges.errors import ArchiveFormatError, ArchiveIntegrityError
-from marketlake.simulator import data
+from marketlake.simulator.archive_csv import archive_csv_bytes
 from marketlake.simulator.data import SimConfig
 
 SYMBOL = "BTCUSDT"
@@ -75,7 +75,7 @@ def test_a_zip_of_one_repeated_line_is_refused_by_its_compression_ratio(tmp_path
 
 def test_a_day_that_deflates_like_real_trades_passes_the_ratio_check(tmp_path):
     config = SimConfig(seed=5, trades_per_day=20_000, symbols=(SYMBOL,))
-    payload = data.archive_csv_bytes(SYMBOL, DAY, config)
+    payload = archive_csv_bytes(SYMBOL, DAY, config)
     path = tmp_path / "day.zip"
     path.write_bytes(zip_of(payload))
     limits = ArchiveLimits(ratio_floor=0, max_inflated_bytes=len(payload))
