@@ -38,7 +38,13 @@ from assets.trades_history_checks import (
 from marketlake import schemas
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from marketlake.lake import Lake
-from marketlake.quality import Check, Expectation, blocking_failures, run_checks
+from marketlake.quality import (
+    Check,
+    Expectation,
+    blocking_failures,
+    load_in_background,
+    run_checks,
+)
 
 LIVE_TABLES_COMPACTED = ("ticks_trades", "ticks_quotes", "ticks_depth")
 
@@ -242,6 +248,7 @@ def _trades_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefi
         lake: dg.ResourceParam[Lake],
         binance: dg.ResourceParam[BinanceEndpoints],
     ):
+        load_in_background()  # GE's import overlaps the merge's reads instead of following them
         yield from materialize_partitions(
             context, TRADES_CHECKS, lambda key: build_trades_partition(key, lake, binance)
         )
@@ -262,6 +269,7 @@ def _quotes_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefi
         metadata={"table": "quotes"},
     )
     def quotes(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake]):
+        load_in_background()
         yield from materialize_partitions(
             context, QUOTES_CHECKS, lambda key: build_quotes_partition(key, lake)
         )

@@ -34,7 +34,7 @@ from marketlake.exchanges.binance.archive import ArchiveNotPublished, BinanceArc
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from marketlake.exchanges.binance.rest import BinanceRest
 from marketlake.lake import Lake
-from marketlake.quality import CheckOutcome, blocking_failures, run_checks
+from marketlake.quality import CheckOutcome, blocking_failures, load_in_background, run_checks
 
 TABLE = "trades_history"
 EXCHANGE = "binance"
@@ -242,6 +242,7 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
         lake: dg.ResourceParam[Lake],
         binance: dg.ResourceParam[BinanceEndpoints],
     ):
+        load_in_background()  # GE's import overlaps the first download instead of following it
         archive, rest = binance.archive(), binance.rest()
 
         def work(key: PartitionKey) -> PartitionResult:

@@ -1,9 +1,12 @@
 """Great Expectations behind one small function: a frame and expectations in, outcomes out.
 
-GE validates pandas frames, takes seconds to import and draws progress bars by default, so
-this module imports it only when a validation runs, converts only the columns an
-expectation reads, and runs an ephemeral context with progress bars and analytics off:
-no files, no network, no telemetry.
+GE validates pandas frames, takes seconds to import (4-5 s) and draws progress bars by
+default, so this module imports it only when a validation needs it, converts only the
+columns an expectation reads, and runs an ephemeral context with progress bars and
+analytics off: no files, no network, no telemetry. A caller that knows checks will follow
+(a backfill or build step) calls `load_in_background` first: the import then overlaps the
+first partition's download and parse (network and Polars, which release the GIL) instead
+of following them.
 
 Every expectation of a call is validated in one suite against one batch: GE then loads the
 batch once and computes the metrics expectations share (row count, null masks) once.
@@ -14,9 +17,9 @@ an in-memory frame for a batch marker nothing here reads, ~0.4 s per batch at 5M
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any, Literal
 
 import polars as pl
@@ -99,8 +102,34 @@ def blocking_failures(outcomes: Sequence[CheckOutcome]) -> list[CheckOutcome]:
     return [o for o in outcomes if not o.passed and o.severity == "ERROR"]
 
 
-@cache
-def _context() -> Any:
+_loader_lock = threading.Lock()  # guards _loader
+_build_lock = threading.Lock()  # one build of the context at a time
+_loader: threading.Thread | None = None
+_loaded: tuple[Any, Any] | None = None
+
+
+def load_in_background() -> None:
+    """Start loading Great Expectations in a daemon thread (once per process) so that the
+    first validation finds it ready; `run_checks` waits for it if it is not done yet."""
+    global _loader
+    with _loader_lock:
+        if _loaded is not None or _loader is not None:
+            return
+        _loader = threading.Thread(target=_context, name="load-great-expectations", daemon=True)
+        _loader.start()
+
+
+def _context() -> tuple[Any, Any]:
+    """GE and the batch definition every validation uses, built once per process (the
+    first caller builds it; a concurrent caller waits for that one instead of racing it)."""
+    global _loaded
+    with _build_lock:
+        if _loaded is None:
+            _loaded = _build_context()
+        return _loaded
+
+
+def _build_context() -> tuple[Any, Any]:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
