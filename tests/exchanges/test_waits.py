@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import re
 import zipfile
 
 import orjson
@@ -141,7 +142,8 @@ def test_a_rest_retry_after_of_a_day_gives_up_at_once_for_every_client_on_the_bu
     assert "/api/v3/historicalTrades" in str(caught.value)
     assert "asks to wait 86,400 s (Retry-After), more than max_wait_s 300 s" in str(caught.value)
     assert caught.value.status == 429 and caught.value.code == -1003
-    assert "would wait 86,400 s for the end of a Retry-After" in str(held_back.value)
+    # what is left of the day when the second client asks (a loaded machine may take a while)
+    assert re.search(r"would wait 86,[34]\d\d s for the end of a Retry-After", str(held_back.value))
 
 
 def test_a_rest_answer_that_drips_is_given_up_naming_the_url():

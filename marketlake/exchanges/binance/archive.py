@@ -459,13 +459,14 @@ class LineCutter:
         self.max_line = max_line
         self.name = name
         self.copied = 0
+        #: Line ends seen so far (the line count, less a last line without one).
+        self.newlines = 0
 
     def pieces(self, blocks: Iterable[bytes]) -> Iterator[bytes]:
         pending: list[bytes | memoryview] = []  # the blocks since the last cut
         pending_size = 0
         last_newline: tuple[int, int] | None = None  # where in pending the last line ends
         open_line = 0  # bytes since the last line end
-        newlines = 0
         held: list[bytes] = []  # the piece cut last, plus blank lines that followed it
         for block in blocks:
             if not block:
@@ -473,12 +474,12 @@ class LineCutter:
             end = block.rfind(b"\n")
             if end < 0:
                 open_line += len(block)
-                self._check_line(open_line, newlines)
+                self._check_line(open_line)
             else:
-                self._check_line(open_line + block.find(b"\n"), newlines)
-                newlines += block.count(b"\n")
+                self._check_line(open_line + block.find(b"\n"))
+                self.newlines += block.count(b"\n")
                 open_line = len(block) - end - 1
-                self._check_line(open_line, newlines)
+                self._check_line(open_line)
                 last_newline = (len(pending), end)
             pending.append(block)
             pending_size += len(block)
@@ -504,15 +505,17 @@ class LineCutter:
             yield tail
 
     def _join(self, parts: list[bytes | memoryview]) -> bytes:
+        if len(parts) == 1 and isinstance(parts[0], bytes):
+            return parts[0]  # a piece cut whole from one block needs no copy
         joined = b"".join(parts)
         self.copied += len(joined)
         return joined
 
-    def _check_line(self, length: int, newlines: int) -> None:
+    def _check_line(self, length: int) -> None:
         if self.max_line is not None and length > self.max_line:
             raise ArchiveFormatError(
-                f"{self.name}: line {newlines + 1} runs past {self.max_line:,} bytes without a "
-                f"line end (max_line_bytes; real rows are under 120 bytes)"
+                f"{self.name}: line {self.newlines + 1} runs past {self.max_line:,} bytes "
+                "without a line end (max_line_bytes; real rows are under 120 bytes)"
             )
 
 
@@ -583,16 +586,14 @@ class _Inflater:
         return False
 
     def _run(self, zip_path: Path, member: str, url: str, size: int, limits: ArchiveLimits) -> None:
-        newlines = 0
         last = b""
         cutter = LineCutter(size, limits.max_line_bytes, f"{url} ({member})")
         try:
             for piece in cutter.pieces(member_blocks(zip_path, member, url, limits)):
-                newlines += piece.count(b"\n")
                 last = piece[-1:]
                 if not self._put(piece):
                     return
-            self.line_count = newlines + (1 if last and last != b"\n" else 0)
+            self.line_count = cutter.newlines + (1 if last and last != b"\n" else 0)
             self._put(_DONE)
         except zipfile.BadZipFile as exc:
             self._put(ArchiveIntegrityError(f"{url}: corrupt zip: {exc}"))
