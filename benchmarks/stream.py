@@ -26,24 +26,20 @@ PUBLISHED_WS_TO_KAFKA = 10_000
 STREAM_KINDS = ("trade", "bookTicker", "depth20@100ms")
 
 
-def _json_children(commands: list[list[str]], *, parallel: bool, timeout: float) -> list[dict]:
-    """Run `python ARGS...` children (one after another, or all at once) and parse the JSON
-    each prints last. `--quick` runs them at once: its numbers only prove the path works."""
+def _json_children(commands: list[list[str]], *, timeout: float) -> list[dict]:
+    """Run `python ARGS...` children one after another and parse the JSON each prints last.
+
+    One at a time, `--quick` too: run at once, the max-rate throughput child starves the
+    others on a small machine, and a starved latency child times no commit at all.
+    """
     results: list[dict] = []
-    pending = list(commands)
-    while pending:
-        batch = pending if parallel else pending[:1]
-        pending = [] if parallel else pending[1:]
-        children = [
-            (args, subprocess.Popen([sys.executable, *args], cwd=ROOT, text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-            for args in batch
-        ]  # fmt: skip
-        for args, child in children:
-            out, err = child.communicate(timeout=timeout)
-            if child.returncode != 0:
-                raise RuntimeError(f"{' '.join(args)} failed: {err[-2000:]}")
-            results.append(json.loads(out[out.index("{") :]))
+    for args in commands:
+        child = subprocess.run(
+            [sys.executable, *args], cwd=ROOT, text=True, capture_output=True, timeout=timeout
+        )
+        if child.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed: {child.stderr[-2000:]}")
+        results.append(json.loads(child.stdout[child.stdout.index("{") :]))
     return results
 
 
@@ -109,7 +105,7 @@ def run(ctx: Context) -> list[Row]:
     for _ in range(runs):
         commands.append(["-m", "streaming.benchmark", "latency", "--seconds", str(latency_s),
                          "--trades-per-s", "500", "--symbols", "2"])  # fmt: skip
-    results = iter(_json_children(commands, parallel=ctx.quick, timeout=seconds * 4 + 120))
+    results = iter(_json_children(commands, timeout=seconds * 4 + 120))
 
     rows = []
     for n in counts:

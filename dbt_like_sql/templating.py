@@ -54,7 +54,8 @@ def load_macros(
     files = []
     for path in sorted(macros_dir.rglob("*.sql")):
         source = path.read_text(encoding="utf-8")
-        body = _parse(env, path, source).body
+        tree = _parse(env, path, source)
+        body = tree.body
         names = []
         for node in body:
             if isinstance(node, nodes.Macro):
@@ -72,7 +73,7 @@ def load_macros(
                     f"line {node.lineno}: a macros file holds only "
                     "{% macro %} definitions (and comments)",
                 )
-        files.append(MacroFile(path, _compile(env, path, source), tuple(names)))
+        files.append(MacroFile(path, _compile(env, path, tree), tuple(names)))
     return tuple(files)
 
 
@@ -114,8 +115,11 @@ def _parse(env: jinja2.Environment, path: Path, source: str) -> nodes.Template:
         raise ProjectError(path, f"line {exc.lineno}: {exc.message}") from exc
 
 
-def _compile(env: jinja2.Environment, path: Path, source: str) -> jinja2.Template:
-    """`env.from_string`, but with the file's path, so tracebacks (hence errors) name it."""
+def _compile(env: jinja2.Environment, path: Path, source: str | nodes.Template) -> jinja2.Template:
+    """`env.from_string`, but with the file's path, so tracebacks (hence errors) name it.
+
+    `source` may be the already parsed template (macros files are parsed once, to check them).
+    """
     try:
         code = env.compile(source, filename=str(path))
     except jinja2.TemplateSyntaxError as exc:
