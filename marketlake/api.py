@@ -40,32 +40,20 @@ def read(
         raise LakeError(f"invalid table name {table!r}")
     selection = resolve(lake, table, symbols, start, end, exchange)
     # resolve() has just checked the table for new commits: don't list _delta_log again
-    frame = lake.read_partitions(table, selection.partitions(), refresh=False)
-    time_column = TIME_ORDERED.get(table)
-    return frame if time_column is None else in_time_order(frame, time_column)
+    return lake.read_partitions(
+        table, selection.partitions(), refresh=False, sort_by=TIME_ORDERED.get(table)
+    )
 
 
 #: Tables the SQL models write, whose files keep rows in no particular order: readers sort
-#: them by time within each instrument (a partition holds at most 1,440 rows). The other
-#: tables are written in order (trades by trade id, quotes by time) and read as stored.
+#: each partition by time (a partition holds at most 1,440 rows). The other tables are
+#: written in order (trades by trade id, quotes by time) and read as stored.
 TIME_ORDERED = {
     "bars_1m": "minute",
     "bars_1h": "minute",
     "bars_1d": "minute",
     "spread_1m": "minute",
-    "daily_summary": "date",
 }
-
-
-def in_time_order(frame: pl.LazyFrame, time_column: str) -> pl.LazyFrame:
-    """Instruments in the order they come, each sorted by `date` and `time_column`."""
-    order = ["_instrument", "date"] + ([time_column] if time_column != "date" else [])
-    return (
-        frame.with_row_index("_row")
-        .with_columns(_instrument=pl.col("_row").min().over("exchange", "symbol"))
-        .sort(order)
-        .drop("_row", "_instrument")
-    )
 
 
 def trades(

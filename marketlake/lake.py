@@ -173,6 +173,7 @@ class Lake:
         partitions: Iterable[Mapping[str, str | dt.date]],
         *,
         refresh: bool = True,
+        sort_by: str | None = None,
     ) -> pl.LazyFrame:
         """Lazily read several whole partitions (each with every partition column), in order.
 
@@ -180,13 +181,17 @@ class Lake:
         one Parquet scan per partition that has files; partitions without any are skipped.
         `refresh=False` skips the check for new commits when the caller has just made it
         (by `partition_values`), so one question costs one listing of `_delta_log`.
+        `sort_by` sorts each partition's rows by that column (partitions stay in order).
         """
         wanted = list(partitions)
         index = self._index(table, refresh=refresh)
         if index is None:
             if not wanted:
                 return self.scan(table).filter(pl.lit(False))
-            return self.scan(table).filter(pl.any_horizontal(partition_filter(p) for p in wanted))
+            return pl.concat(
+                [_sorted(self.scan(table).filter(partition_filter(p)), sort_by) for p in wanted],
+                how="vertical",
+            )
         frames = []
         for partition in wanted:
             if set(partition) != set(index.partition_columns):
@@ -200,11 +205,12 @@ class Lake:
                 keys = {
                     c: pl.lit(partition[c]).cast(index.schema[c]) for c in index.partition_columns
                 }
-                frames.append(
+                scan = (
                     pl.scan_parquet(files, storage_options=self._options())
                     .with_columns(**keys)
                     .select(index.schema.names())
                 )
+                frames.append(_sorted(scan, sort_by))
         if not frames:
             return pl.LazyFrame(schema=index.schema)
         return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
@@ -354,6 +360,10 @@ class _PartitionIndex:
             found = frozenset(tuple(key[i] for i in positions) for key in self.files)
             self._distinct[columns] = found
         return found
+
+
+def _sorted(frame: pl.LazyFrame, column: str | None) -> pl.LazyFrame:
+    return frame if column is None else frame.sort(column)
 
 
 def _filter_value(value: str | dt.date) -> str:

@@ -83,20 +83,17 @@ def bar_start(ts: str | pl.Expr, every: dt.timedelta) -> pl.Expr:
 def resample_bars(bars_1m: pl.LazyFrame, minutes: int) -> pl.LazyFrame:
     """`minutes`-long bars from one-minute bars, exactly; same columns, `minute` = bar start.
 
-    One row per bar that has at least one one-minute bar; instruments in the order they
-    first come in (`ml.bars`: the order of the symbols given), each in time order. The
-    `date` of a bar is that of its minutes (a bar never crosses midnight).
+    One row per bar that has at least one one-minute bar, in the order the bars' first
+    minutes come in: `ml.bars` gives one-minute bars by symbol as given, then by time, and
+    gets its resampled bars in that order. The values never depend on the input's order.
+    The `date` of a bar is that of its minutes (a bar never crosses midnight).
     """
     if minutes < 1 or minutes > 1440:
         raise LakeError(f"bars must be 1 to 1440 minutes long, got {minutes}")
     first_to_last = pl.col("minute")
     return (
-        bars_1m.with_row_index("_row")
-        .with_columns(
-            bar=bar_start("minute", dt.timedelta(minutes=minutes)),
-            _instrument=pl.col("_row").min().over("exchange", "symbol"),
-        )
-        .group_by("_instrument", "exchange", "symbol", "date", "bar")
+        bars_1m.with_columns(bar=bar_start("minute", dt.timedelta(minutes=minutes)))
+        .group_by("exchange", "symbol", "date", "bar", maintain_order=True)
         .agg(
             open=pl.col("open").sort_by(first_to_last).first(),
             high=pl.col("high").max(),
@@ -113,6 +110,5 @@ def resample_bars(bars_1m: pl.LazyFrame, minutes: int) -> pl.LazyFrame:
             vwap=pl.when(pl.col("volume") > 0).then(pl.col("quote_volume") / pl.col("volume")),
             trades=pl.col("trades").cast(pl.Int64),
         )
-        .sort("_instrument", "minute")
         .select(BAR_COLUMNS)
     )
