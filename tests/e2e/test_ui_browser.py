@@ -45,6 +45,7 @@ README_AUTOMATION = (
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # setup, a daemon-run backfill and 16 pages on a shared machine
 def test_a_user_backfills_partitions_in_the_browser_and_finds_rows_checks_lineage_and_sensor(
     tmp_path,
 ):
