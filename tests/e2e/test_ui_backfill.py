@@ -9,23 +9,17 @@ the same GraphQL API the UI reads.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import httpx
 import polars as pl
 import pytest
+from support.dagster_dev import dagster_dev, graphql, marketlake_cli, marketlake_env
 
 from assets.trades_history_checks import TRADES_HISTORY_CHECKS
 from marketlake.lake import Lake
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.server import Simulator
 
-ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 PARTITIONS = [
     "2024-03-01|BTCUSDT",
@@ -132,53 +126,15 @@ PARTITION_METADATA = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def graphql(url: str, query: str, variables: dict) -> dict:
-    response = httpx.post(
-        f"{url}/graphql", json={"query": query, "variables": variables}, timeout=30
-    )
-    response.raise_for_status()
-    body = response.json()
-    assert "errors" not in body, body["errors"]
-    return body["data"]
-
-
 @pytest.mark.slow
 def test_a_backfill_launched_through_graphql_completes_with_the_daemon(tmp_path):
     config = SimConfig(trades_per_day=5_000, symbols=("BTCUSDT", "ETHUSDT"))
     with Simulator(config) as sim:
-        home = tmp_path / "dagster_home"
-        home.mkdir()
         lake = tmp_path / "lake"
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MARKETLAKE_")},
-            "DAGSTER_HOME": str(home),
-            "MARKETLAKE_LAKE": str(lake),
-            "MARKETLAKE_BINANCE_ARCHIVE_URL": sim.base_url,
-            "MARKETLAKE_BINANCE_REST_URL": sim.base_url,
-            "MARKETLAKE_SYMBOLS": "BTCUSDT,ETHUSDT",
-        }
-        added = subprocess.run(
-            [sys.executable, "-m", "orchestration.cli", "symbols", "add", "BTCUSDT", "ETHUSDT"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert added.returncode == 0, added.stderr
+        env = marketlake_env(sim.base_url, tmp_path, SYMBOLS)
+        marketlake_cli(env, "symbols", "add", "BTCUSDT", "ETHUSDT")
 
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
-             "-w", str(ROOT / "workspace.yaml")],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "dev.log").open("w"),
-            start_new_session=True,
-        )  # fmt: skip
-        try:
-            wait_until_serving(url, server)
+        with dagster_dev(env, tmp_path / "dev.log") as url:
             launched = graphql(
                 url,
                 LAUNCH,
@@ -203,12 +159,6 @@ def test_a_backfill_launched_through_graphql_completes_with_the_daemon(tmp_path)
                 for name in check_names
             }
             succeeded = succeeded_partitions(url)
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
 
         assert backfill["status"] == "COMPLETED_SUCCESS", (tmp_path / "dev.log").read_text()[-3000:]
         # Batched runs (BackfillPolicy.multi_run): Dagster ranges a multi-partition backfill
@@ -271,19 +221,6 @@ def succeeded_partitions(url: str) -> set[tuple[str, str]]:
                     found.add((check["name"], f"{day}|{symbol}"))
                 day += dt.timedelta(days=1)
     return found
-
-
-def wait_until_serving(url: str, server: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "dagster dev exited early"
-        try:
-            if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise TimeoutError(f"dagster dev did not serve {url} within {timeout}s")
 
 
 def wait_for_backfill(url: str, backfill_id: str, timeout: float = 300) -> dict:
