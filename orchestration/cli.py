@@ -161,7 +161,7 @@ def _settings(lake: str | None):
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
-    from orchestration.runner import backfill
+    from orchestration.partition_runs import backfill
 
     symbols = parse_symbols(args.symbols)
     end = args.end or args.start
@@ -172,7 +172,7 @@ def _run_backfill(args: argparse.Namespace) -> int:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from orchestration.runner import build
+    from orchestration.partition_runs import build
 
     symbols = parse_symbols(args.symbols)
     report = build(
@@ -215,29 +215,31 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_symbols(args: argparse.Namespace) -> int:
-    from orchestration.runner import add_symbols, instance
+    from orchestration.instance import local_instance
+    from orchestration.partitions import symbol_partitions
+    from orchestration.resources import binance_endpoints
+    from orchestration.symbols import register_symbols
 
+    instance = local_instance()
     if args.action == "list":
-        from orchestration.partitions import symbol_partitions
-
-        for symbol in sorted(instance().get_dynamic_partitions(symbol_partitions.name)):
+        for symbol in sorted(instance.get_dynamic_partitions(symbol_partitions.name)):
             out.print(symbol)
         return 0
     symbols = parse_symbols(args.symbols)
-    added = add_symbols(_settings(None), symbols)
+    added = register_symbols(instance, binance_endpoints(_settings(None)), symbols)
     out.print(f"added: {', '.join(added) or 'nothing new'}")
     return 0
 
 
 def _run_sim(args: argparse.Namespace) -> int:
-    from orchestration.runner import serve_simulator
+    from orchestration.serve import serve_simulator
 
     serve_simulator(args.port, trades_per_day=args.trades_per_day, seed=args.seed)
     return 0
 
 
 def _run_ui(args: argparse.Namespace) -> int:
-    from orchestration.runner import run_ui
+    from orchestration.serve import run_ui
 
     return run_ui(ui_port=args.port, sim_port=args.sim_port, lake=args.lake)
 

@@ -1,7 +1,8 @@
 """Every setting marketlake reads from the environment, read in this one place.
 
 Definitions are a function of a `Settings` value (`build_definitions(settings)`), so tests
-build them with a temporary lake and a simulator instead of patching the environment.
+build them with a temporary lake and a simulator instead of patching the environment. The
+README's Configuration table lists the variables.
 """
 
 from __future__ import annotations
@@ -10,27 +11,12 @@ import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from marketlake.exchanges.binance.endpoints import ARCHIVE_URL, REST_URL, WS_URL
 from marketlake.schemas import parse_symbols
 
 COINBASE_WS_URL = "wss://advanced-trade-ws.coinbase.com"
-
-#: The environment variables, with what each one sets (the README's table is made from this).
-ENVIRONMENT = {
-    "MARKETLAKE_LAKE": "lake root: a local path or s3://bucket/prefix (default ./lake)",
-    "MARKETLAKE_BINANCE_ARCHIVE_URL": f"Binance public archive (default {ARCHIVE_URL})",
-    "MARKETLAKE_BINANCE_REST_URL": f"Binance REST API (default {REST_URL})",
-    "MARKETLAKE_BINANCE_WS_URL": f"Binance websocket (default {WS_URL})",
-    "MARKETLAKE_COINBASE_WS_URL": f"Coinbase Advanced Trade websocket (default {COINBASE_WS_URL})",
-    "MARKETLAKE_REST_WEIGHT_LIMIT": "REST request weight allowed per minute (default 6000)",
-    "MARKETLAKE_START_DATE": "first day of the daily partitions (default 2024-01-01)",
-    "MARKETLAKE_SYMBOLS": "symbols the partitions start with (default BTCUSDT,ETHUSDT)",
-    "MARKETLAKE_STREAM_STALE_SECONDS": "stream_supervisor replaces a run silent this long (120)",
-    "MARKETLAKE_S3_ENDPOINT": "S3-compatible endpoint URL for an s3:// lake (AWS when unset)",
-    "MARKETLAKE_S3_REGION": "S3 region (default us-east-1)",
-    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY": "S3 credentials, read by the object store",
-}
 
 
 @dataclass(frozen=True)
@@ -115,3 +101,23 @@ def s3_storage_options(env: Mapping[str, str]) -> dict[str, str]:
         if endpoint.startswith("http://"):
             options["AWS_ALLOW_HTTP"] = "true"
     return options
+
+
+def dagster_home(env: Mapping[str, str] | None = None) -> Path:
+    """The Dagster instance folder: `$DAGSTER_HOME`, else `./.dagster_home` (absolute).
+
+    The CLI, `marketlake ui` and the UI's processes share it, so CLI runs show in the UI.
+    """
+    env = os.environ if env is None else env
+    return Path(env.get("DAGSTER_HOME", "").strip() or ".dagster_home").absolute()
+
+
+def exchange_configured(env: Mapping[str, str] | None = None) -> bool:
+    """Whether a Binance REST URL is set; `marketlake ui` starts the simulator when not."""
+    env = os.environ if env is None else env
+    return bool(env.get("MARKETLAKE_BINANCE_REST_URL", "").strip())
+
+
+def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment with `overrides`, for a child that reads its own settings."""
+    return {**os.environ, **overrides}

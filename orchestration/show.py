@@ -12,6 +12,7 @@ from rich.table import Table
 from marketlake.lake import Lake
 from marketlake.schemas import normalize_symbol
 from orchestration.errors import UsageError
+from orchestration.report import cell
 from orchestration.settings import Settings
 
 TABLES = {"spread": "spread_1m", "summary": "daily_summary", "trades": "trades"}
@@ -73,15 +74,7 @@ def _print_table(frame: pl.DataFrame, title: str, out: Console) -> None:
     for column in shown.columns:
         table.add_column(column, justify="right")
     for row in shown.head(60).iter_rows():
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(cell(v) for v in row))
     out.print(table)
     if frame.height > 60:
         out.print(f"... {frame.height - 60:,} more rows (use --format csv for all of them)")
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:,.6f}".rstrip("0").rstrip(".")
-    if isinstance(value, dt.datetime):
-        return value.strftime("%H:%M:%S.%f")
-    return str(value)

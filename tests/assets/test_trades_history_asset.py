@@ -16,7 +16,7 @@ from marketlake.lake import Lake
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.server import Simulator
 from orchestration.definitions import build_definitions
-from orchestration.runner import root_cause
+from orchestration.partition_runs import root_cause
 from orchestration.settings import Settings
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")

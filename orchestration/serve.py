@@ -1,0 +1,74 @@
+"""The long-running foreground commands: the exchange simulator and the Dagster UI."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from orchestration.instance import prepared_home
+from orchestration.settings import child_environment, exchange_configured
+
+#: The simulator's universe for the demo, `marketlake sim` and `marketlake ui`: busy enough
+#: that live trades land every second (~3.5 per symbol), small enough for quick backfills.
+DEMO_SIM_TRADES_PER_DAY = 300_000
+
+
+def serve_simulator(
+    port: int, *, trades_per_day: int | None = None, seed: int | None = None
+) -> None:
+    """The whole local exchange: archive + REST on `port`, websockets on `port + 1`."""
+    from marketlake.simulator.data import SimConfig
+    from marketlake.simulator.server import run
+    from marketlake.simulator.websocket import WsSimulator
+
+    config = SimConfig(
+        trades_per_day=trades_per_day or DEMO_SIM_TRADES_PER_DAY,
+        **({"seed": seed} if seed is not None else {}),
+    )
+    with WsSimulator(config, port=port + 1) as ws:
+        print(f"  websocket: {ws.url}/stream (Binance), {ws.coinbase_url} (Coinbase)", flush=True)
+        run(port=port, config=config)
+
+
+def run_ui(*, ui_port: int, sim_port: int, lake: str | None) -> int:
+    """`dagster dev` on 127.0.0.1 with workspace.yaml, beside the simulator when no URL is set.
+
+    The webserver and daemon share `$DAGSTER_HOME` with the CLI, so CLI runs show up too.
+    """
+    from marketlake.simulator.data import SimConfig
+    from marketlake.simulator.server import Simulator
+    from marketlake.simulator.websocket import WsSimulator
+
+    overrides = {"DAGSTER_HOME": str(prepared_home())}
+    if lake:
+        overrides["MARKETLAKE_LAKE"] = lake
+    root = Path(__file__).resolve().parent.parent
+    use_sim = not exchange_configured()
+    config = SimConfig(trades_per_day=DEMO_SIM_TRADES_PER_DAY)
+    simulator = Simulator(config, port=sim_port) if use_sim else None
+    ws = WsSimulator(config, port=sim_port + 1) if use_sim else None
+    if simulator is not None and ws is not None:
+        simulator.start()
+        ws.start()
+        for name in ("MARKETLAKE_BINANCE_ARCHIVE_URL", "MARKETLAKE_BINANCE_REST_URL"):
+            overrides[name] = simulator.base_url
+        overrides["MARKETLAKE_BINANCE_WS_URL"] = ws.url
+        overrides["MARKETLAKE_COINBASE_WS_URL"] = ws.coinbase_url
+        print(f"exchange simulator on {simulator.base_url} (websockets on {ws.url})")
+    print(f"Dagster UI on http://127.0.0.1:{ui_port} (Ctrl-C stops it)")
+    command = [
+        sys.executable, "-m", "dagster", "dev",
+        "-h", "127.0.0.1", "-p", str(ui_port), "-w", str(root / "workspace.yaml"),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=child_environment(overrides), cwd=root)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        return process.wait()
+    finally:
+        if simulator is not None and ws is not None:
+            ws.stop()
+            simulator.stop()
