@@ -167,8 +167,7 @@ def _run_backfill(args: argparse.Namespace) -> int:
     end = args.end or args.start
     settings = _settings(args.lake)
     report = backfill(settings, symbols, args.start, end, source=args.source, console=console)
-    report.print(out)
-    return 0 if report.ok else 1
+    return _exit_status(report)
 
 
 def _run_build(args: argparse.Namespace) -> int:
@@ -178,7 +177,14 @@ def _run_build(args: argparse.Namespace) -> int:
     report = build(
         _settings(args.lake), symbols, args.start, args.end or args.start, console=console
     )
+    return _exit_status(report)
+
+
+def _exit_status(report) -> int:
+    """0 all done, 1 a partition failed, 130 Ctrl-C stopped the command (as a shell does)."""
     report.print(out)
+    if report.interrupted:
+        return 130
     return 0 if report.ok else 1
 
 

@@ -86,6 +86,7 @@ def run_partitions(
     job = build_definitions(settings).resolve_job_def(job_name)
     keys = partition_keys(symbols, start, end)
     outcomes: list[PartitionOutcome] = []
+    interrupted = False
     started = time.perf_counter()
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -96,11 +97,26 @@ def run_partitions(
         console=console,
     ) as progress:
         task = progress.add_task(title, total=len(keys), current="")
-        for key in keys:
-            progress.update(task, current=key)
-            outcomes.append(_execute(job, key, run_config, instance))
-            progress.advance(task)
-    return RunReport(title, outcomes, time.perf_counter() - started)
+        try:
+            for key in keys:
+                progress.update(task, current=key)
+                outcome = _execute(job, key, run_config, instance)
+                outcomes.append(outcome)
+                progress.advance(task)
+                if outcome.interrupted:
+                    # Dagster turned Ctrl-C into a failed run; the user asked to stop, not
+                    # to go on with the next partition.
+                    interrupted = True
+                    break
+        except KeyboardInterrupt:  # between two runs, outside Dagster's handler
+            interrupted = True
+    return RunReport(
+        title,
+        outcomes,
+        time.perf_counter() - started,
+        not_started=keys[len(outcomes) :],
+        interrupted=interrupted,
+    )
 
 
 def _execute(
@@ -117,7 +133,12 @@ def _execute(
     seconds = time.perf_counter() - started
     if not result.success:
         failures = result.get_step_failure_events()
-        message = root_cause(failures[0].step_failure_data.error) if failures else "failed"
+        error = failures[0].step_failure_data.error if failures else None
+        if error is not None and was_interrupted(error):
+            return PartitionOutcome(
+                key, ok=False, seconds=seconds, error="interrupted", interrupted=True
+            )
+        message = root_cause(error) if error is not None else "failed"
         return PartitionOutcome(key, ok=False, seconds=seconds, error=message)
     materializations = [
         event.step_materialization_data.materialization
@@ -136,6 +157,19 @@ def _execute(
         checks_passed=sum(e.passed for e in evaluations),
         checks_failed=[e.check_name for e in evaluations if not e.passed],
     )
+
+
+#: What Dagster raises in a step when the process gets SIGINT (Ctrl-C) during a run.
+INTERRUPTIONS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
+
+
+def was_interrupted(error: Any) -> bool:
+    """Whether a step failed because the user pressed Ctrl-C, at any depth of the error."""
+    while error is not None:
+        if error.cls_name in INTERRUPTIONS:
+            return True
+        error = error.cause or error.context
+    return False
 
 
 def root_cause(error: Any) -> str:

@@ -23,6 +23,8 @@ class PartitionOutcome:
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
     error: str | None = None
+    interrupted: bool = False
+    """Stopped by Ctrl-C while running: nothing of it was committed."""
 
 
 @dataclass
@@ -30,20 +32,34 @@ class RunReport:
     title: str
     outcomes: list[PartitionOutcome]
     seconds: float
+    not_started: list[str] = field(default_factory=list)
+    """Partitions never run because the command was interrupted."""
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        return all(o.ok and not o.checks_failed for o in self.outcomes)
+        return not self.interrupted and all(o.ok and not o.checks_failed for o in self.outcomes)
 
     def print(self, console: Console) -> None:
         if self.title == "backfill":
             self._print_history(console)
         else:
             self._print_build(console)
-        failed = [o.key for o in self.outcomes if not o.ok]
+        failed = [o.key for o in self.outcomes if not o.ok and not o.interrupted]
         console.print(
             f"{len(self.outcomes)} partitions in {self.seconds:.1f}s"
             + (f"; [red]{len(failed)} failed[/]" if failed else "")
+        )
+        if self.interrupted:
+            self._print_interruption(console)
+
+    def _print_interruption(self, console: Console) -> None:
+        done = [o.key for o in self.outcomes if not o.interrupted]
+        stopped = [o.key for o in self.outcomes if o.interrupted] + self.not_started
+        console.print(
+            f"[yellow]interrupted[/]: {len(done)} of {len(done) + len(stopped)} partitions "
+            f"finished ({_keys(done)}); not done: {_keys(stopped)}",
+            highlight=False,
         )
 
     def _checks(self, o: PartitionOutcome) -> str:
@@ -87,6 +103,14 @@ class RunReport:
             cells = [str(o.metadata.get(a, {}).get("rows", "-")) for a in assets]
             table.add_row(o.key, *cells, self._checks(o), f"{o.seconds:.2f}")
         console.print(table)
+
+
+def _keys(keys: list[str], shown: int = 4) -> str:
+    if not keys:
+        return "none"
+    if len(keys) <= shown:
+        return ", ".join(keys)
+    return f"{', '.join(keys[:shown])} and {len(keys) - shown} more"
 
 
 def cell(value: object) -> str:

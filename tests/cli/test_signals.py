@@ -1,0 +1,86 @@
+"""Ctrl-C and SIGTERM on the long-running commands: real processes, real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from marketlake.simulator.data import SimConfig
+from marketlake.simulator.server import Simulator
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def environment(sim: Simulator, home: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MARKETLAKE_", "DAGSTER_"))},
+        "MARKETLAKE_BINANCE_ARCHIVE_URL": sim.base_url,
+        "MARKETLAKE_BINANCE_REST_URL": sim.base_url,
+        "DAGSTER_HOME": str(home),
+        "COLUMNS": "200",
+    }
+
+
+def wait_for(condition, process: subprocess.Popen, what: str, limit: float = 240) -> None:
+    """Poll until `condition()`; a process that exits first, or a hang, fails the test."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert process.poll() is None, f"exited ({process.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"never saw {what}"
+        time.sleep(0.25)
+
+
+def test_ctrl_c_stops_a_multi_day_backfill_at_once_and_says_what_finished(tmp_path):
+    days = 6
+    with Simulator(SimConfig(trades_per_day=30_000, symbols=("BTCUSDT",))) as sim:
+        lake, home = tmp_path / "lake", tmp_path / "home"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "orchestration.cli", "backfill", "BTCUSDT",
+             "--start", "2024-03-01", "--end", f"2024-03-0{days}", "--lake", str(lake)],
+            cwd=tmp_path, env=environment(sim, home),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait_for(lambda: succeeded(home), process, "the first partition's run succeed")
+        # Dagster turns a SIGINT during a run into a failed step: send it mid-run if we can
+        wait_for(lambda: running(home) or len(succeeded(home)) > 1, process, "the next run")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 130, stdout + stderr
+    said = " ".join(stdout.split())
+    finished = succeeded(home)
+    assert 1 <= len(finished) < days
+    # what finished is named, what did not is listed, and the rest was never started
+    assert f"interrupted: {len(finished)} of {days} partitions finished" in said
+    assert all(key in said.split("not done")[0] for key in finished)
+    assert "2024-03-06|BTCUSDT" in said.split("not done")[1] or "more" in said
+    landed = pl.read_delta(str(lake / "trades_history"))["date"].unique().to_list()
+    assert len(landed) < days
+    # no run is left STARTED in the instance the UI reads
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        statuses = {run.status for run in instance.get_runs()}
+    assert not statuses & {dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING}
+
+
+def succeeded(home: Path) -> list[str]:
+    """The partitions whose backfill run succeeded, as the UI's instance records them."""
+    if not (home / "history" / "runs.db").exists():
+        return []
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS]))
+        return sorted(run.tags["dagster/partition"] for run in runs)
+
+
+def running(home: Path) -> bool:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return bool(
+            instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        )
