@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from orchestration.instance import prepared_home
@@ -62,13 +65,66 @@ def run_ui(*, ui_port: int, sim_port: int, lake: str | None) -> int:
         sys.executable, "-m", "dagster", "dev",
         "-h", "127.0.0.1", "-p", str(ui_port), "-w", str(root / "workspace.yaml"),
     ]  # fmt: skip
-    process = subprocess.Popen(command, env=child_environment(overrides), cwd=root)
+    # Its own process group: the webserver, the daemon and their code servers are stopped
+    # together, whichever signal reaches us (Ctrl-C, or SIGTERM from a service manager).
+    process = subprocess.Popen(
+        command, env=child_environment(overrides), cwd=root, start_new_session=True
+    )
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
-        return process.wait()
+        return _wait_interruptibly(process)
+    except (KeyboardInterrupt, _Stop):
+        stop_process_group(process)
+        return 0
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if simulator is not None and ws is not None:
             ws.stop()
             simulator.stop()
+
+
+def _wait_interruptibly(process: subprocess.Popen) -> int:
+    """`process.wait()` in short slices: a signal the kernel hands to one of the simulator's
+    threads leaves a main thread blocked in waitpid() deaf to it; between slices Python
+    runs the handler."""
+    while True:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return process.wait(timeout=0.2)
+
+
+class _Stop(Exception):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt."""
+
+
+def _raise_stop(signo: int, frame: object) -> None:
+    raise _Stop(signo)
+
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM to `process`'s group, then SIGKILL to whatever is left after `grace_s`.
+
+    `dagster dev` shuts its webserver and daemon down on SIGTERM; the kill is for a child
+    that hangs on its way out, so nothing keeps serving after `marketlake ui` has exited.
+    """
+    group = process.pid
+    _signal_group(group, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=grace_s)
+    deadline = time.monotonic() + grace_s
+    while _group_alive(group) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _signal_group(group, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_group(group: int, signo: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signo)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

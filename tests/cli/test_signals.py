@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -84,3 +85,69 @@ def running(home: Path) -> bool:
         return bool(
             instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         )
+
+
+def serving_processes(home: Path) -> list[int]:
+    """Live processes started for this DAGSTER_HOME (the UI's webserver, daemon, servers)."""
+    marker = f"DAGSTER_HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in environ.split(b"\0") and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_stopping_marketlake_ui_stops_the_webserver_and_daemon_too(tmp_path, signo):
+    home = tmp_path / "home"
+    port, sim_port = free_port(), free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MARKETLAKE_", "DAGSTER_"))},
+        "DAGSTER_HOME": str(home),
+        "MARKETLAKE_LAKE": str(tmp_path / "lake"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestration.cli", "ui", "--port", str(port),
+         "--sim-port", str(sim_port)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/server_info"
+    try:
+        wait_for(lambda: answers(url), process, "the UI answering")
+        assert len(serving_processes(home)) >= 2  # dagster dev, its webserver and daemon
+        process.send_signal(signo)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for pid in serving_processes(home):  # whatever a failure left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert process.returncode == 0, stderr[-3000:]
+    assert serving_processes(home) == []
+    assert not answers(url)
