@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from marketlake.schemas import InvalidSymbolError, parse_symbols
-from orchestration.errors import UsageError
+from orchestration.errors import CommandFailed, UsageError
 
 console = Console(stderr=True)
 out = Console()
@@ -32,8 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except (UsageError, InvalidSymbolError) as error:
-        console.print(f"[red]error:[/] {error}")
+        console.print(f"[red]error:[/] {error}", highlight=False)
         return 2
+    except CommandFailed as error:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+        return 1
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         return 130
@@ -83,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
         "--format", choices=("table", "csv", "json", "parquet"), default="table", dest="fmt"
     )
     show.add_argument("--output", help="write to this file instead of standard output")
-    show.add_argument("--limit", type=int, default=None, help="at most this many rows")
+    show.add_argument(
+        "--limit", type=_positive_int, default=None, help="at most this many rows (from the start)"
+    )
     _add_lake_argument(show)
     show.set_defaults(run=_run_show)
 
@@ -94,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     stream.add_argument("symbols", nargs="+", help="BTCUSDT ETHUSDT, or BTC-USD for Coinbase")
     stream.add_argument("--exchange", choices=("binance", "coinbase"), default="binance")
-    stream.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
+    stream.add_argument(
+        "--duration", type=_positive_seconds, default=None, help="seconds (default: forever)"
+    )
     stream.add_argument("--capture", help="also write every raw message to this JSONL file")
     _add_lake_argument(stream)
     stream.set_defaults(run=_run_stream)
@@ -105,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     symbols.set_defaults(run=_run_symbols)
 
     sim = commands.add_parser("sim", help="run the local exchange simulator on 127.0.0.1")
-    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument(
+        "--port", type=_port, default=8765, help="archive + REST; websockets on PORT + 1"
+    )
     sim.add_argument("--trades-per-day", type=int, default=None)
     sim.add_argument("--seed", type=int, default=None)
     sim.set_defaults(run=_run_sim)
@@ -113,8 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     ui = commands.add_parser(
         "ui", help="start the Dagster UI and daemon (with the simulator unless URLs are set)"
     )
-    ui.add_argument("--port", type=int, default=3000)
-    ui.add_argument("--sim-port", type=int, default=8765)
+    ui.add_argument("--port", type=_port, default=3000)
+    ui.add_argument("--sim-port", type=_port, default=8765)
     _add_lake_argument(ui)
     ui.set_defaults(run=_run_ui)
 
@@ -134,10 +143,48 @@ def _add_range_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("symbols", nargs="+", help="BTCUSDT,ETHUSDT or BTCUSDT ETHUSDT")
     parser.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD")
     parser.add_argument("--end", type=_date, help="last day, inclusive (default: --start)")
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="run more than 400 partitions (symbols x days) in one command",
+    )
 
 
 def _add_lake_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
+
+
+def _port(text: str) -> int:
+    """A TCP port for a server and the next one for its websockets: 1..65534."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"malformed port {text!r}: expected a number") from None
+    if not 1 <= port <= 65534:
+        raise argparse.ArgumentTypeError(
+            f"port {port} is out of range: expected 1..65534 (PORT + 1 serves the websockets)"
+        )
+    return port
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"malformed number {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of rows")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"malformed duration {text!r}: expected seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
 
 
 def _date(text: str) -> dt.date:
@@ -166,7 +213,10 @@ def _run_backfill(args: argparse.Namespace) -> int:
     symbols = parse_symbols(args.symbols)
     end = args.end or args.start
     settings = _settings(args.lake)
-    report = backfill(settings, symbols, args.start, end, source=args.source, console=console)
+    report = backfill(
+        settings, symbols, args.start, end, source=args.source, console=console,
+        confirmed=args.yes,
+    )  # fmt: skip
     return _exit_status(report)
 
 
@@ -175,8 +225,9 @@ def _run_build(args: argparse.Namespace) -> int:
 
     symbols = parse_symbols(args.symbols)
     report = build(
-        _settings(args.lake), symbols, args.start, args.end or args.start, console=console
-    )
+        _settings(args.lake), symbols, args.start, args.end or args.start, console=console,
+        confirmed=args.yes,
+    )  # fmt: skip
     return _exit_status(report)
 
 

@@ -18,10 +18,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from orchestration.instance import local_instance
 from orchestration.partitions import partition_keys
 from orchestration.report import PartitionOutcome, RunReport
-from orchestration.resources import binance_endpoints
+from orchestration.resources import binance_endpoints, lake_of
 from orchestration.settings import Settings
 from orchestration.symbols import register_symbols
-from orchestration.validation import validate_range
+from orchestration.validation import check_lake, check_size, validate_range
 
 #: In-process runs log warnings and errors only; progress is the progress bar's job.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -35,11 +35,10 @@ def backfill(
     *,
     source: str = "auto",
     console: Console | None = None,
+    confirmed: bool = False,
 ) -> RunReport:
     """Materialize `trades_history` for symbols x [start, end], one run per partition."""
-    validate_range(settings, start, end)
-    instance = local_instance()
-    register_symbols(instance, binance_endpoints(settings), symbols)
+    instance = preflight(settings, symbols, start, end, confirmed=confirmed, console=console)
     run_config = {**QUIET_RUN_CONFIG, "ops": {"trades_history": {"config": {"source": source}}}}
     return run_partitions(
         settings, instance, "trades_history_job", symbols, start, end, run_config, "backfill",
@@ -55,18 +54,48 @@ def build(
     *,
     console: Console | None = None,
     allow_today: bool = False,
+    confirmed: bool = False,
 ) -> RunReport:
     """Materialize the daily tables and every SQL model for symbols x [start, end].
 
     `allow_today` builds today's partial day too (the demo does, to show live rows);
     the schedules only ever build closed days.
     """
-    validate_range(settings, start, end, allow_today=allow_today)
-    instance = local_instance()
-    register_symbols(instance, binance_endpoints(settings), symbols)
+    instance = preflight(
+        settings, symbols, start, end, confirmed=confirmed, console=console,
+        allow_today=allow_today,
+    )  # fmt: skip
     return run_partitions(
         settings, instance, "daily_job", symbols, start, end, QUIET_RUN_CONFIG, "build", console
     )
+
+
+def preflight(
+    settings: Settings,
+    symbols: Sequence[str],
+    start: dt.date,
+    end: dt.date,
+    *,
+    confirmed: bool,
+    console: Console | None,
+    allow_today: bool = False,
+) -> dg.DagsterInstance:
+    """Everything that can refuse the request, before any download or write: the range and
+    its size, the lake, the symbols against the exchange. Returns the instance to run in."""
+    validate_range(settings, start, end, allow_today=allow_today)
+    days = (end - start).days + 1
+    check_size(len(symbols) * days, confirmed=confirmed)
+    check_lake(lake_of(settings))
+    if console is not None:
+        console.print(
+            f"{len(symbols)} symbol{'s' if len(symbols) > 1 else ''} x {days} "
+            f"day{'s' if days > 1 else ''} = {len(symbols) * days:,} partitions, "
+            "one run each",
+            highlight=False,
+        )
+    instance = local_instance()
+    register_symbols(instance, binance_endpoints(settings), symbols)
+    return instance
 
 
 def run_partitions(

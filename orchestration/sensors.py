@@ -23,7 +23,7 @@ def build_symbols_sensor(configured: tuple[str, ...]) -> dg.SensorDefinition:
         missing = not_yet_partitions(context.instance, configured)
         if not missing:
             return dg.SkipReason("every configured symbol is already a partition")
-        new, unknown = split_by_listing(binance, missing)
+        new, unknown = split_by_listing(binance.rest(), missing)
         if unknown:
             context.log.warning(f"not listed on Binance, not added: {', '.join(unknown)}")
         return dg.SensorResult(

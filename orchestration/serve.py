@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from orchestration.errors import CommandFailed
 from orchestration.instance import prepared_home
 from orchestration.settings import child_environment, exchange_configured
 
@@ -22,6 +24,7 @@ def serve_simulator(
     port: int, *, trades_per_day: int | None = None, seed: int | None = None
 ) -> None:
     """The whole local exchange: archive + REST on `port`, websockets on `port + 1`."""
+    check_ports_free(port, port + 1)
     from marketlake.simulator.data import SimConfig
     from marketlake.simulator.server import run
     from marketlake.simulator.websocket import WsSimulator
@@ -33,6 +36,19 @@ def serve_simulator(
     with WsSimulator(config, port=port + 1) as ws:
         print(f"  websocket: {ws.url}/stream (Binance), {ws.coinbase_url} (Coinbase)", flush=True)
         run(port=port, config=config)
+
+
+def check_ports_free(*ports: int) -> None:
+    """Each of `ports` can be listened on at 127.0.0.1, or the command stops saying which."""
+    for port in ports:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as error:
+                raise CommandFailed(
+                    f"cannot listen on 127.0.0.1:{port}: {error.strerror or error}"
+                ) from None
 
 
 def run_ui(*, ui_port: int, sim_port: int, lake: str | None) -> int:
@@ -49,6 +65,7 @@ def run_ui(*, ui_port: int, sim_port: int, lake: str | None) -> int:
         overrides["MARKETLAKE_LAKE"] = lake
     root = Path(__file__).resolve().parent.parent
     use_sim = not exchange_configured()
+    check_ports_free(ui_port, *((sim_port, sim_port + 1) if use_sim else ()))
     config = SimConfig(trades_per_day=DEMO_SIM_TRADES_PER_DAY)
     simulator = Simulator(config, port=sim_port) if use_sim else None
     ws = WsSimulator(config, port=sim_port + 1) if use_sim else None

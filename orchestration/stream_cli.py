@@ -11,6 +11,7 @@ from rich.console import Console
 from marketlake.schemas import normalize_symbol
 from orchestration.resources import lake_of, live_endpoints
 from orchestration.settings import Settings
+from orchestration.validation import check_lake
 
 
 def status_line(status) -> str:
@@ -41,6 +42,7 @@ def stream(
     from streaming import run_stream
 
     symbols = [normalize_symbol(s, exchange) for s in symbols]
+    check_lake(lake_of(settings))
     config = live_endpoints(settings).stream_config(
         exchange,
         symbols,
