@@ -272,12 +272,12 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_symbols(args: argparse.Namespace) -> int:
-    from orchestration.instance import local_instance
+    from orchestration.partition_runs import cli_instance
     from orchestration.partitions import symbol_partitions
     from orchestration.resources import binance_endpoints
     from orchestration.symbols import register_symbols
 
-    instance = local_instance()
+    instance = cli_instance(console)
     if args.action == "list":
         for symbol in sorted(instance.get_dynamic_partitions(symbol_partitions.name)):
             out.print(symbol)

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orchestration.instance import local_instance
+from orchestration.orphans import fail_orphaned_runs, process_tags
 from orchestration.partitions import partition_keys
 from orchestration.report import PartitionOutcome, RunReport
 from orchestration.resources import binance_endpoints, lake_of
@@ -93,8 +94,24 @@ def preflight(
             "one run each",
             highlight=False,
         )
-    instance = local_instance()
+    instance = cli_instance(console)
     register_symbols(instance, binance_endpoints(settings), symbols)
+    return instance
+
+
+def cli_instance(console: Console | None) -> dg.DagsterInstance:
+    """The local instance, after failing the runs a killed CLI process left STARTED."""
+    instance = local_instance()
+    orphaned = fail_orphaned_runs(instance)
+    if orphaned and console is not None:
+        console.print(
+            f"[yellow]marked {len(orphaned)} run(s) failed whose process is gone:[/] "
+            + ", ".join(
+                f"{run.run_id[:8]} ({run.tags.get('dagster/partition', run.job_name)})"
+                for run in orphaned
+            ),
+            highlight=False,
+        )
     return instance
 
 
@@ -157,7 +174,7 @@ def _execute(
         instance=instance,
         raise_on_error=False,
         run_config=run_config,
-        tags={"marketlake/launched_by": "cli"},
+        tags={"marketlake/launched_by": "cli", **process_tags()},
     )
     seconds = time.perf_counter() - started
     if not result.success:

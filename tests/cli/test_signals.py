@@ -81,6 +81,8 @@ def succeeded(home: Path) -> list[str]:
 
 
 def running(home: Path) -> bool:
+    if not (home / "history" / "runs.db").exists():
+        return False
     with dg.DagsterInstance.from_config(str(home)) as instance:
         return bool(
             instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
@@ -151,3 +153,32 @@ def test_stopping_marketlake_ui_stops_the_webserver_and_daemon_too(tmp_path, sig
     assert process.returncode == 0, stderr[-3000:]
     assert serving_processes(home) == []
     assert not answers(url)
+
+
+def test_the_next_cli_start_fails_the_runs_a_killed_backfill_left_started(tmp_path):
+    with Simulator(SimConfig(trades_per_day=30_000, symbols=("BTCUSDT",))) as sim:
+        home, env = tmp_path / "home", environment(sim, tmp_path / "home")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "orchestration.cli", "backfill", "BTCUSDT",
+             "--start", "2024-03-01", "--end", "2024-03-05", "--lake", str(tmp_path / "lake")],
+            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(lambda: running(home), process, "a run in progress")
+        process.kill()
+        process.wait()
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            (left,) = instance.get_runs(
+                filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+            )
+        listed = subprocess.run(
+            [sys.executable, "-m", "orchestration.cli", "symbols", "list"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    assert listed.returncode == 0, listed.stderr
+    assert "BTCUSDT" in listed.stdout
+    said = " ".join(listed.stderr.split())
+    assert f"marked 1 run(s) failed whose process is gone: {left.run_id[:8]}" in said
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_run_by_id(left.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert not instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
