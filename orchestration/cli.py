@@ -106,6 +106,22 @@ def _parser() -> argparse.ArgumentParser:
     _add_lake_argument(stream)
     stream.set_defaults(run=_run_stream)
 
+    vacuum = commands.add_parser(
+        "vacuum",
+        help="delete files no table version needs (orphans of killed writes included)",
+        description="Full vacuum of every table: files the Delta log does not reference, "
+        "older than the retention, are deleted.",
+    )
+    vacuum.add_argument(
+        "--retention-hours",
+        type=_positive_int,
+        default=168,
+        help="keep files younger than this (default 168, Delta's week)",
+    )
+    vacuum.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
+    _add_lake_argument(vacuum)
+    vacuum.set_defaults(run=_run_vacuum)
+
     symbols = commands.add_parser("symbols", help="list or add the symbols partitions")
     symbols.add_argument("action", choices=("list", "add"))
     symbols.add_argument("symbols", nargs="*")
@@ -269,6 +285,22 @@ def _run_show(args: argparse.Namespace) -> int:
         limit=args.limit,
         out=out,
     )
+
+
+def _run_vacuum(args: argparse.Namespace) -> int:
+    from orchestration.resources import lake_of
+    from orchestration.vacuum import vacuum_lake
+    from orchestration.validation import check_lake
+
+    lake = lake_of(_settings(args.lake))
+    check_lake(lake)
+    done = vacuum_lake(lake, retention_hours=args.retention_hours, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for result in done:
+        out.print(f"{result.table}: {verb} {len(result.files)} file(s)", highlight=False)
+        for name in result.files:
+            out.print(f"  {name}", highlight=False)
+    return 0
 
 
 def _run_symbols(args: argparse.Namespace) -> int:
