@@ -11,7 +11,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 
@@ -96,20 +96,30 @@ def build_stream_job() -> dg.JobDefinition:
         outcome = _Outcome()
         thread = threading.Thread(target=outcome.run, args=(runner,), name="lander", daemon=True)
         thread.start()
+        cancelled = False
         try:
             last_report = time.monotonic()
-            while thread.is_alive():
-                thread.join(timeout=1.0)
+            while not outcome.done.wait(timeout=1.0):
                 if time.monotonic() - last_report >= config.report_every_s:
                     _observe(context, runner.status())
                     last_report = time.monotonic()
+        except dg.DagsterExecutionInterruptedError:
+            # Terminate in the UI, or the supervisor replacing the run: the normal way a
+            # stream stops. It ends like the window's end does, flushed and reported.
+            cancelled = True
+            context.log.info("run cancelled: stopping the lander after its final flush")
         finally:
-            # Also on termination: stop the lander and wait for its final flush.
+            # Also on any other way out: stop the lander and wait for its final flush.
+            # (An Event, not Thread.join: a join interrupted by the signal can leave the
+            # thread looking finished while it is still flushing.)
             runner.stop()
-            thread.join(timeout=60)
+            outcome.done.wait(timeout=60)
         if outcome.error is not None:
             raise outcome.error
         stats = outcome.stats
+        if stats is None:
+            raise dg.Failure("the lander did not finish its final flush within 60 s")
+        _observe(context, runner.status())
         for table, rows in sorted(stats.rows_landed.items()):
             context.log_event(
                 dg.AssetMaterialization(
@@ -123,6 +133,7 @@ def build_stream_job() -> dg.JobDefinition:
                         "quarantined": stats.quarantined,
                         "duplicates": stats.duplicates,
                         "duration_s": round(stats.elapsed_s, 1),
+                        "stopped_by": "cancel" if cancelled else "end of window",
                     },
                 )
             )
@@ -145,12 +156,15 @@ def build_stream_job() -> dg.JobDefinition:
 class _Outcome:
     stats: object = None
     error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
 
     def run(self, runner) -> None:
         try:
             self.stats = runner.run()
         except BaseException as error:  # surfaced in the op's thread
             self.error = error
+        finally:
+            self.done.set()
 
 
 def _observe(context: dg.OpExecutionContext, status) -> None:
