@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import dagster as dg
+from typing import TYPE_CHECKING
 
 from orchestration.settings import dagster_home
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 #: The local instance: SQLite under $DAGSTER_HOME (deploy/dagster.yaml is the production one).
 LOCAL_INSTANCE_YAML = """# Local Dagster instance for marketlake (SQLite storage in this folder).
@@ -29,5 +31,11 @@ def prepared_home(home: Path | None = None) -> Path:
 
 
 def local_instance(home: Path | None = None) -> dg.DagsterInstance:
-    """The instance in `prepared_home(home)`, the one the UI started from there reads."""
+    """The instance in `prepared_home(home)`, the one the UI started from there reads.
+
+    Dagster is imported here, not at the top: `marketlake ui` prepares the home and hands
+    it to `dagster dev` without importing Dagster itself (seconds saved on every start).
+    """
+    import dagster as dg
+
     return dg.DagsterInstance.from_config(str(prepared_home(home)))

@@ -55,29 +55,17 @@ def run_ui(*, ui_port: int, sim_port: int, lake: str | None) -> int:
     """`dagster dev` on 127.0.0.1 with workspace.yaml, beside the simulator when no URL is set.
 
     The webserver and daemon share `$DAGSTER_HOME` with the CLI, so CLI runs show up too.
+    `dagster dev` is launched first (loading the code location is most of the wait for the
+    UI); the simulator starts beside it on the addresses handed to it.
     """
-    from marketlake.simulator.data import SimConfig
-    from marketlake.simulator.server import Simulator
-    from marketlake.simulator.websocket import WsSimulator
-
     overrides = {"DAGSTER_HOME": str(prepared_home())}
     if lake:
         overrides["MARKETLAKE_LAKE"] = lake
     root = Path(__file__).resolve().parent.parent
     use_sim = not exchange_configured()
     check_ports_free(ui_port, *((sim_port, sim_port + 1) if use_sim else ()))
-    config = SimConfig(trades_per_day=DEMO_SIM_TRADES_PER_DAY)
-    simulator = Simulator(config, port=sim_port) if use_sim else None
-    ws = WsSimulator(config, port=sim_port + 1) if use_sim else None
-    if simulator is not None and ws is not None:
-        simulator.start()
-        ws.start()
-        for name in ("MARKETLAKE_BINANCE_ARCHIVE_URL", "MARKETLAKE_BINANCE_REST_URL"):
-            overrides[name] = simulator.base_url
-        overrides["MARKETLAKE_BINANCE_WS_URL"] = ws.url
-        overrides["MARKETLAKE_COINBASE_WS_URL"] = ws.coinbase_url
-        print(f"exchange simulator on {simulator.base_url} (websockets on {ws.url})")
-    print(f"Dagster UI on http://127.0.0.1:{ui_port} (Ctrl-C stops it)")
+    if use_sim:
+        overrides.update(simulator_environment(sim_port))
     command = [
         sys.executable, "-m", "dagster", "dev",
         "-h", "127.0.0.1", "-p", str(ui_port), "-w", str(root / "workspace.yaml"),
@@ -88,16 +76,55 @@ def run_ui(*, ui_port: int, sim_port: int, lake: str | None) -> int:
         command, env=child_environment(overrides), cwd=root, start_new_session=True
     )
     previous = signal.signal(signal.SIGTERM, _raise_stop)
+    simulators: list = []
     try:
+        if use_sim:
+            simulators = start_simulators(sim_port)
+            print(f"exchange simulator on {overrides['MARKETLAKE_BINANCE_REST_URL']} "
+                  f"(websockets on {overrides['MARKETLAKE_BINANCE_WS_URL']})")  # fmt: skip
+        print(f"Dagster UI on http://127.0.0.1:{ui_port} (Ctrl-C stops it)", flush=True)
         return _wait_interruptibly(process)
     except (KeyboardInterrupt, _Stop):
         stop_process_group(process)
         return 0
+    except BaseException:
+        stop_process_group(process)
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if simulator is not None and ws is not None:
-            ws.stop()
+        for simulator in reversed(simulators):
             simulator.stop()
+
+
+def simulator_environment(port: int) -> dict[str, str]:
+    """The settings that point marketlake at the simulator `start_simulators(port)` runs."""
+    http, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port + 1}"
+    return {
+        "MARKETLAKE_BINANCE_ARCHIVE_URL": http,
+        "MARKETLAKE_BINANCE_REST_URL": http,
+        "MARKETLAKE_BINANCE_WS_URL": ws,
+        "MARKETLAKE_COINBASE_WS_URL": f"{ws}/coinbase",
+    }
+
+
+def start_simulators(port: int) -> list:
+    """Archive + REST on `port`, websockets on `port + 1`, as `simulator_environment` says."""
+    from marketlake.simulator.data import SimConfig
+    from marketlake.simulator.server import Simulator
+    from marketlake.simulator.websocket import WsSimulator
+
+    config = SimConfig(trades_per_day=DEMO_SIM_TRADES_PER_DAY)
+    http = Simulator(config, port=port).start()
+    ws = WsSimulator(config, port=port + 1).start()
+    expected = simulator_environment(port)
+    actual = {
+        "MARKETLAKE_BINANCE_REST_URL": http.base_url,
+        "MARKETLAKE_BINANCE_WS_URL": ws.url,
+        "MARKETLAKE_COINBASE_WS_URL": ws.coinbase_url,
+    }
+    if any(expected[name] != url for name, url in actual.items()):
+        raise RuntimeError(f"the simulator serves {actual}, not {expected}")
+    return [http, ws]
 
 
 def _wait_interruptibly(process: subprocess.Popen) -> int:
