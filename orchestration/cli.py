@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from marketlake.schemas import InvalidSymbolError, parse_symbols
-from orchestration.errors import UsageError
+from orchestration.errors import CommandFailed, UsageError
 
 console = Console(stderr=True)
 out = Console()
@@ -32,8 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except (UsageError, InvalidSymbolError) as error:
-        console.print(f"[red]error:[/] {error}")
+        console.print(f"[red]error:[/] {error}", highlight=False)
         return 2
+    except CommandFailed as error:
+        console.print(f"[red]error:[/] {error}", highlight=False)
+        return 1
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
         return 130
@@ -83,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
         "--format", choices=("table", "csv", "json", "parquet"), default="table", dest="fmt"
     )
     show.add_argument("--output", help="write to this file instead of standard output")
-    show.add_argument("--limit", type=int, default=None, help="at most this many rows")
+    show.add_argument(
+        "--limit", type=_positive_int, default=None, help="at most this many rows (from the start)"
+    )
     _add_lake_argument(show)
     show.set_defaults(run=_run_show)
 
@@ -94,10 +99,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     stream.add_argument("symbols", nargs="+", help="BTCUSDT ETHUSDT, or BTC-USD for Coinbase")
     stream.add_argument("--exchange", choices=("binance", "coinbase"), default="binance")
-    stream.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
+    stream.add_argument(
+        "--duration", type=_positive_seconds, default=None, help="seconds (default: forever)"
+    )
     stream.add_argument("--capture", help="also write every raw message to this JSONL file")
     _add_lake_argument(stream)
     stream.set_defaults(run=_run_stream)
+
+    vacuum = commands.add_parser(
+        "vacuum",
+        help="delete files no table version needs (orphans of killed writes included)",
+        description="Full vacuum of every table: files the Delta log does not reference, "
+        "older than the retention, are deleted.",
+    )
+    vacuum.add_argument(
+        "--retention-hours",
+        type=_positive_int,
+        default=168,
+        help="keep files younger than this (default 168, Delta's week)",
+    )
+    vacuum.add_argument("--dry-run", action="store_true", help="list the files, delete nothing")
+    _add_lake_argument(vacuum)
+    vacuum.set_defaults(run=_run_vacuum)
 
     symbols = commands.add_parser("symbols", help="list or add the symbols partitions")
     symbols.add_argument("action", choices=("list", "add"))
@@ -105,7 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     symbols.set_defaults(run=_run_symbols)
 
     sim = commands.add_parser("sim", help="run the local exchange simulator on 127.0.0.1")
-    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument(
+        "--port", type=_port, default=8765, help="archive + REST; websockets on PORT + 1"
+    )
     sim.add_argument("--trades-per-day", type=int, default=None)
     sim.add_argument("--seed", type=int, default=None)
     sim.set_defaults(run=_run_sim)
@@ -113,8 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     ui = commands.add_parser(
         "ui", help="start the Dagster UI and daemon (with the simulator unless URLs are set)"
     )
-    ui.add_argument("--port", type=int, default=3000)
-    ui.add_argument("--sim-port", type=int, default=8765)
+    ui.add_argument("--port", type=_port, default=3000)
+    ui.add_argument("--sim-port", type=_port, default=8765)
     _add_lake_argument(ui)
     ui.set_defaults(run=_run_ui)
 
@@ -134,10 +159,48 @@ def _add_range_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("symbols", nargs="+", help="BTCUSDT,ETHUSDT or BTCUSDT ETHUSDT")
     parser.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD")
     parser.add_argument("--end", type=_date, help="last day, inclusive (default: --start)")
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="run more than 400 partitions (symbols x days) in one command",
+    )
 
 
 def _add_lake_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lake", help="lake URI (default $MARKETLAKE_LAKE or ./lake)")
+
+
+def _port(text: str) -> int:
+    """A TCP port for a server and the next one for its websockets: 1..65534."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"malformed port {text!r}: expected a number") from None
+    if not 1 <= port <= 65534:
+        raise argparse.ArgumentTypeError(
+            f"port {port} is out of range: expected 1..65534 (PORT + 1 serves the websockets)"
+        )
+    return port
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"malformed number {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of rows")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"malformed duration {text!r}: expected seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
 
 
 def _date(text: str) -> dt.date:
@@ -161,24 +224,34 @@ def _settings(lake: str | None):
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
-    from orchestration.runner import backfill
+    from orchestration.partition_runs import backfill
 
     symbols = parse_symbols(args.symbols)
     end = args.end or args.start
     settings = _settings(args.lake)
-    report = backfill(settings, symbols, args.start, end, source=args.source, console=console)
-    report.print(out)
-    return 0 if report.ok else 1
+    report = backfill(
+        settings, symbols, args.start, end, source=args.source, console=console,
+        confirmed=args.yes,
+    )  # fmt: skip
+    return _exit_status(report)
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from orchestration.runner import build
+    from orchestration.partition_runs import build
 
     symbols = parse_symbols(args.symbols)
     report = build(
-        _settings(args.lake), symbols, args.start, args.end or args.start, console=console
-    )
+        _settings(args.lake), symbols, args.start, args.end or args.start, console=console,
+        confirmed=args.yes,
+    )  # fmt: skip
+    return _exit_status(report)
+
+
+def _exit_status(report) -> int:
+    """0 all done, 1 a partition failed, 130 Ctrl-C stopped the command (as a shell does)."""
     report.print(out)
+    if report.interrupted:
+        return 130
     return 0 if report.ok else 1
 
 
@@ -214,30 +287,48 @@ def _run_show(args: argparse.Namespace) -> int:
     )
 
 
+def _run_vacuum(args: argparse.Namespace) -> int:
+    from orchestration.resources import lake_of
+    from orchestration.vacuum import vacuum_lake
+    from orchestration.validation import check_lake
+
+    lake = lake_of(_settings(args.lake))
+    check_lake(lake)
+    done = vacuum_lake(lake, retention_hours=args.retention_hours, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    for result in done:
+        out.print(f"{result.table}: {verb} {len(result.files)} file(s)", highlight=False)
+        for name in result.files:
+            out.print(f"  {name}", highlight=False)
+    return 0
+
+
 def _run_symbols(args: argparse.Namespace) -> int:
-    from orchestration.runner import add_symbols, instance
+    from orchestration.partition_runs import cli_instance
+    from orchestration.partitions import symbol_partitions
+    from orchestration.resources import binance_endpoints
+    from orchestration.symbols import register_symbols
 
+    instance = cli_instance(console)
     if args.action == "list":
-        from orchestration.partitions import symbol_partitions
-
-        for symbol in sorted(instance().get_dynamic_partitions(symbol_partitions.name)):
+        for symbol in sorted(instance.get_dynamic_partitions(symbol_partitions.name)):
             out.print(symbol)
         return 0
     symbols = parse_symbols(args.symbols)
-    added = add_symbols(_settings(None), symbols)
+    added = register_symbols(instance, binance_endpoints(_settings(None)), symbols)
     out.print(f"added: {', '.join(added) or 'nothing new'}")
     return 0
 
 
 def _run_sim(args: argparse.Namespace) -> int:
-    from orchestration.runner import serve_simulator
+    from orchestration.serve import serve_simulator
 
     serve_simulator(args.port, trades_per_day=args.trades_per_day, seed=args.seed)
     return 0
 
 
 def _run_ui(args: argparse.Namespace) -> int:
-    from orchestration.runner import run_ui
+    from orchestration.serve import run_ui
 
     return run_ui(ui_port=args.port, sim_port=args.sim_port, lake=args.lake)
 

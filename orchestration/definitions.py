@@ -1,4 +1,8 @@
-"""The one Definitions of marketlake: everything meets here, built from the settings."""
+"""The one Definitions of marketlake: everything meets here, built from the settings.
+
+Importing this module reads nothing: `defs` is Dagster's lazy loader, called when a code
+location loads; tests call `build_definitions(settings)` with their own settings.
+"""
 
 import warnings
 
@@ -44,7 +48,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     vacuum_job = dg.define_asset_job("vacuum_job", selection=[lake_vacuum])
     return dg.Definitions(
         assets=[trades_history, *daily, *models, lake_vacuum, *live_specs],
-        jobs=[history_job, daily_job, history_refresh_job, vacuum_job, build_stream_job(settings)],
+        jobs=[history_job, daily_job, history_refresh_job, vacuum_job, build_stream_job()],
         schedules=[
             build_yesterday_schedule(
                 "daily_schedule",
@@ -71,10 +75,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ],
         sensors=[
             build_symbols_sensor(settings.symbols),
-            build_stream_supervisor(settings, settings.stream_stale_after_s),
+            build_stream_supervisor(settings.stream_stale_after_s),
         ],
         resources=build_resources(settings),
     )
 
 
-defs = build_definitions(Settings.from_env())
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What `dagster dev` / workspace.yaml load: the environment is read when Dagster loads
+    the code location, not when this module is imported."""
+    return build_definitions(Settings.from_env())

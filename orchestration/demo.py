@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from marketlake.lake import Lake
-from orchestration.runner import DEMO_SIM_TRADES_PER_DAY, backfill, build
+from orchestration.partition_runs import backfill, build
+from orchestration.report import cell
+from orchestration.serve import DEMO_SIM_TRADES_PER_DAY
 from orchestration.settings import Settings
 from orchestration.stream_cli import print_stats, stream
 
@@ -101,13 +103,5 @@ def _show(lake: Lake, symbols: Sequence[str], today: dt.date, out: Console) -> N
     for column in summary.columns:
         table.add_column(column, justify="right")
     for row in summary.iter_rows():
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(cell(v) for v in row))
     out.print(table)
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.4f}"
-    return str(value)

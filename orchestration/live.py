@@ -11,13 +11,13 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 
 from marketlake.lake import Lake
 from orchestration.partitions import symbol_partitions
-from orchestration.settings import Settings
+from orchestration.resources import LiveEndpoints
 
 JOB_NAME = "stream_ticks"
 STREAM_TAG = "marketlake/stream"
@@ -59,13 +59,18 @@ def stream_symbols(
     return sorted(set(chosen))
 
 
-def build_stream_job(settings: Settings) -> dg.JobDefinition:
+def build_stream_job() -> dg.JobDefinition:
     @dg.op(
         name="land_ticks",
         description="Runs the streaming lander for a bounded window and reports what landed.",
     )
-    def land_ticks(context: dg.OpExecutionContext, config: StreamOpConfig) -> None:
-        from streaming import StreamConfig, StreamRunner
+    def land_ticks(
+        context: dg.OpExecutionContext,
+        config: StreamOpConfig,
+        lake: dg.ResourceParam[Lake],
+        live: dg.ResourceParam[LiveEndpoints],
+    ) -> None:
+        from streaming import StreamRunner
 
         symbols = stream_symbols(
             config.exchange,
@@ -75,44 +80,46 @@ def build_stream_job(settings: Settings) -> dg.JobDefinition:
         if not symbols:
             raise dg.Failure("no symbols to stream: `marketlake symbols add BTCUSDT` first")
         window = stream_window(dt.datetime.now(dt.UTC), config.max_seconds)
-        ws_url = (
-            settings.binance_ws_url if config.exchange == "binance" else settings.coinbase_ws_url
-        )
         runner = StreamRunner(
-            StreamConfig(
-                exchange=config.exchange,
-                symbols=symbols,
-                ws_url=ws_url,
-                lake=settings.lake,
-                rest_url=settings.binance_rest_url if config.exchange == "binance" else None,
-                lake_storage_options=settings.lake_storage_options,
+            live.stream_config(
+                config.exchange,
+                symbols,
+                lake,
                 duration_s=window,
                 flush_interval_s=config.flush_interval_s,
-                rest_weight_limit=settings.rest_weight_limit,
                 handle_signals=False,
             )
         )
         context.log.info(
-            f"landing {config.exchange} {', '.join(symbols)} for {window:,.0f}s "
-            f"into {settings.lake}"
+            f"landing {config.exchange} {', '.join(symbols)} for {window:,.0f}s into {lake.uri}"
         )
         outcome = _Outcome()
         thread = threading.Thread(target=outcome.run, args=(runner,), name="lander", daemon=True)
         thread.start()
+        cancelled = False
         try:
             last_report = time.monotonic()
-            while thread.is_alive():
-                thread.join(timeout=1.0)
+            while not outcome.done.wait(timeout=1.0):
                 if time.monotonic() - last_report >= config.report_every_s:
                     _observe(context, runner.status())
                     last_report = time.monotonic()
+        except dg.DagsterExecutionInterruptedError:
+            # Terminate in the UI, or the supervisor replacing the run: the normal way a
+            # stream stops. It ends like the window's end does, flushed and reported.
+            cancelled = True
+            context.log.info("run cancelled: stopping the lander after its final flush")
         finally:
-            # Also on termination: stop the lander and wait for its final flush.
+            # Also on any other way out: stop the lander and wait for its final flush.
+            # (An Event, not Thread.join: a join interrupted by the signal can leave the
+            # thread looking finished while it is still flushing.)
             runner.stop()
-            thread.join(timeout=60)
+            outcome.done.wait(timeout=60)
         if outcome.error is not None:
             raise outcome.error
         stats = outcome.stats
+        if stats is None:
+            raise dg.Failure("the lander did not finish its final flush within 60 s")
+        _observe(context, runner.status())
         for table, rows in sorted(stats.rows_landed.items()):
             context.log_event(
                 dg.AssetMaterialization(
@@ -126,6 +133,7 @@ def build_stream_job(settings: Settings) -> dg.JobDefinition:
                         "quarantined": stats.quarantined,
                         "duplicates": stats.duplicates,
                         "duration_s": round(stats.elapsed_s, 1),
+                        "stopped_by": "cancel" if cancelled else "end of window",
                     },
                 )
             )
@@ -148,12 +156,15 @@ def build_stream_job(settings: Settings) -> dg.JobDefinition:
 class _Outcome:
     stats: object = None
     error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
 
     def run(self, runner) -> None:
         try:
             self.stats = runner.run()
         except BaseException as error:  # surfaced in the op's thread
             self.error = error
+        finally:
+            self.done.set()
 
 
 def _observe(context: dg.OpExecutionContext, status) -> None:
@@ -189,7 +200,7 @@ def heartbeat_age(lake: Lake, name: str, now: dt.datetime) -> float | None:
 
 
 def build_stream_supervisor(
-    settings: Settings, stale_after_s: float = 120.0, exchange: str = "binance"
+    stale_after_s: float = 120.0, exchange: str = "binance"
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name="stream_supervisor",
@@ -201,7 +212,7 @@ def build_stream_supervisor(
             "starts a second beside a healthy one."
         ),
     )
-    def stream_supervisor(context: dg.SensorEvaluationContext):
+    def stream_supervisor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
         now = dt.datetime.now(dt.UTC)
         alive = context.instance.get_runs(filters=dg.RunsFilter(job_name=JOB_NAME, statuses=ALIVE))
         if not alive:
@@ -212,7 +223,7 @@ def build_stream_supervisor(
         newest, *extra = sorted(alive, key=lambda r: _started(context, r), reverse=True)
         for run in extra:
             _end(context, run, "a newer stream run is alive")
-        age = heartbeat_age(Lake(settings.lake, settings.lake_storage_options), exchange, now)
+        age = heartbeat_age(lake, exchange, now)
         started = _started(context, newest)
         since_start = now.timestamp() - started
         if age is None and since_start <= stale_after_s:

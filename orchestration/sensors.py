@@ -4,6 +4,7 @@ import dagster as dg
 
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from orchestration.partitions import symbol_partitions
+from orchestration.symbols import not_yet_partitions, split_by_listing
 
 
 def build_symbols_sensor(configured: tuple[str, ...]) -> dg.SensorDefinition:
@@ -19,15 +20,12 @@ def build_symbols_sensor(configured: tuple[str, ...]) -> dg.SensorDefinition:
     def symbols_sensor(
         context: dg.SensorEvaluationContext, binance: dg.ResourceParam[BinanceEndpoints]
     ):
-        existing = set(context.instance.get_dynamic_partitions(symbol_partitions.name))
-        missing = [symbol for symbol in configured if symbol not in existing]
+        missing = not_yet_partitions(context.instance, configured)
         if not missing:
             return dg.SkipReason("every configured symbol is already a partition")
-        listed = binance.rest().symbols()
-        unknown = [symbol for symbol in missing if symbol not in listed]
+        new, unknown = split_by_listing(binance.rest(), missing)
         if unknown:
             context.log.warning(f"not listed on Binance, not added: {', '.join(unknown)}")
-        new = [symbol for symbol in missing if symbol in listed]
         return dg.SensorResult(
             dynamic_partitions_requests=[symbol_partitions.build_add_request(new)] if new else []
         )

@@ -1,7 +1,8 @@
 """Every setting marketlake reads from the environment, read in this one place.
 
 Definitions are a function of a `Settings` value (`build_definitions(settings)`), so tests
-build them with a temporary lake and a simulator instead of patching the environment.
+build them with a temporary lake and a simulator instead of patching the environment. The
+README's Configuration table lists the variables.
 """
 
 from __future__ import annotations
@@ -16,22 +17,6 @@ from marketlake.lake import s3_storage_options  # lives beside Lake, which also 
 from marketlake.schemas import parse_symbols
 
 COINBASE_WS_URL = "wss://advanced-trade-ws.coinbase.com"
-
-#: The environment variables, with what each one sets (the README's table is made from this).
-ENVIRONMENT = {
-    "MARKETLAKE_LAKE": "lake root: a local path or s3://bucket/prefix (default ./lake)",
-    "MARKETLAKE_BINANCE_ARCHIVE_URL": f"Binance public archive (default {ARCHIVE_URL})",
-    "MARKETLAKE_BINANCE_REST_URL": f"Binance REST API (default {REST_URL})",
-    "MARKETLAKE_BINANCE_WS_URL": f"Binance websocket (default {WS_URL})",
-    "MARKETLAKE_COINBASE_WS_URL": f"Coinbase Advanced Trade websocket (default {COINBASE_WS_URL})",
-    "MARKETLAKE_REST_WEIGHT_LIMIT": "REST request weight allowed per minute (default 6000)",
-    "MARKETLAKE_START_DATE": "first day of the daily partitions (default 2024-01-01)",
-    "MARKETLAKE_SYMBOLS": "symbols the partitions start with (default BTCUSDT,ETHUSDT)",
-    "MARKETLAKE_STREAM_STALE_SECONDS": "stream_supervisor replaces a run silent this long (120)",
-    "MARKETLAKE_S3_ENDPOINT": "S3-compatible endpoint URL for an s3:// lake (AWS when unset)",
-    "MARKETLAKE_S3_REGION": "S3 region (default us-east-1)",
-    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY": "S3 credentials, read by the object store",
-}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from pathlib import Path
 
 import polars as pl
 from rich.console import Console
@@ -11,7 +12,8 @@ from rich.table import Table
 
 from marketlake.lake import Lake
 from marketlake.schemas import normalize_symbol
-from orchestration.errors import UsageError
+from orchestration.errors import CommandFailed, UsageError, one_line
+from orchestration.report import cell
 from orchestration.settings import Settings
 
 TABLES = {"spread": "spread_1m", "summary": "daily_summary", "trades": "trades"}
@@ -29,6 +31,11 @@ def read_day(lake: Lake, table: str, symbol: str, date: dt.date) -> pl.DataFrame
         )
     exchange = "coinbase" if "-" in symbol else "binance"
     frame = lake.scan(table, exchange=exchange, symbol=symbol, date=date).collect()
+    if frame.is_empty():
+        raise CommandFailed(
+            f"{lake.table_uri(table)} has no partition {exchange}/{symbol}/{date}: "
+            f"not built yet? (`marketlake build {symbol} --start {date}`)"
+        )
     order = next((c for c in ("minute", "ts", "trade_id") if c in frame.columns), None)
     return frame.sort(order) if order else frame
 
@@ -47,24 +54,45 @@ def show(
 ) -> int:
     symbol = normalize_symbol(symbol, "coinbase" if "-" in symbol else "binance")
     name = table_name(table, freq)
-    frame = read_day(Lake(settings.lake, settings.lake_storage_options), name, symbol, date)
+    if fmt == "parquet" and output is None:
+        raise UsageError("--format parquet needs --output FILE")
+    if output is not None:
+        check_output(Path(output))
+    lake = Lake(settings.lake, settings.lake_storage_options)
+    try:
+        frame = read_day(lake, name, symbol, date)
+    except OSError as error:  # the object store or the file system, after its own retries
+        raise CommandFailed(f"cannot read {lake.table_uri(name)}: {one_line(error)}") from None
     if limit is not None:
         frame = frame.head(limit)
-    if fmt == "parquet":
-        if output is None:
-            raise UsageError("--format parquet needs --output FILE")
-        frame.write_parquet(output)
-    elif fmt in ("csv", "json"):
-        target = output or sys.stdout
+    if fmt in ("parquet", "csv", "json"):
+        _write(frame, fmt, output)
+    else:
+        _print_table(frame, f"{name} {symbol} {date} ({frame.height:,} rows)", out)
+    return 0
+
+
+def check_output(path: Path) -> None:
+    """Refuse an --output the command could never write, before reading anything."""
+    if path.is_dir():
+        raise UsageError(f"--output {path} is a folder: give a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"--output {path}: folder {path.parent} does not exist")
+
+
+def _write(frame: pl.DataFrame, fmt: str, output: str | None) -> None:
+    try:
+        if fmt == "parquet":
+            frame.write_parquet(output)
+            return
         text = frame.write_csv() if fmt == "csv" else frame.write_json()
         if output:
             with open(output, "w") as handle:
                 handle.write(text)
         else:
-            target.write(text + ("" if text.endswith("\n") else "\n"))
-    else:
-        _print_table(frame, f"{name} {symbol} {date} ({frame.height:,} rows)", out)
-    return 0
+            sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
+    except OSError as error:
+        raise CommandFailed(f"cannot write {output}: {error.strerror or error}") from None
 
 
 def _print_table(frame: pl.DataFrame, title: str, out: Console) -> None:
@@ -73,15 +101,7 @@ def _print_table(frame: pl.DataFrame, title: str, out: Console) -> None:
     for column in shown.columns:
         table.add_column(column, justify="right")
     for row in shown.head(60).iter_rows():
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(cell(v) for v in row))
     out.print(table)
     if frame.height > 60:
         out.print(f"... {frame.height - 60:,} more rows (use --format csv for all of them)")
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:,.6f}".rstrip("0").rstrip(".")
-    if isinstance(value, dt.datetime):
-        return value.strftime("%H:%M:%S.%f")
-    return str(value)

@@ -9,7 +9,9 @@ from pathlib import Path
 from rich.console import Console
 
 from marketlake.schemas import normalize_symbol
+from orchestration.resources import lake_of, live_endpoints
 from orchestration.settings import Settings
+from orchestration.validation import check_lake
 
 
 def status_line(status) -> str:
@@ -37,22 +39,18 @@ def stream(
     status_interval_s: float = 5.0,
 ):
     """Land `symbols` until `duration` ends, Ctrl-C or SIGTERM; flush, then return the stats."""
-    from streaming import StreamConfig, run_stream
+    from streaming import run_stream
 
     symbols = [normalize_symbol(s, exchange) for s in symbols]
-    binance = exchange == "binance"
-    config = StreamConfig(
-        exchange=exchange,
-        symbols=symbols,
-        ws_url=settings.binance_ws_url if binance else settings.coinbase_ws_url,
-        lake=settings.lake,
-        rest_url=settings.binance_rest_url if binance else None,
-        lake_storage_options=settings.lake_storage_options,
+    check_lake(lake_of(settings))
+    config = live_endpoints(settings).stream_config(
+        exchange,
+        symbols,
+        lake_of(settings),
         duration_s=duration,
         capture=Path(capture) if capture else None,
         status_callback=lambda status: console.print(status_line(status), highlight=False),
         status_interval_s=status_interval_s,
-        rest_weight_limit=settings.rest_weight_limit,
     )
     console.print(
         f"landing {exchange} {', '.join(symbols)} from {config.ws_url} into {settings.lake}"

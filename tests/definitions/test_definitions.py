@@ -69,3 +69,23 @@ def test_a_partition_key_splits_into_its_date_and_symbol():
     assert key.lake_partition() == {"exchange": "binance", "symbol": "BTCUSDT", "date": key.date}
     with pytest.raises(ValueError, match="malformed partition key"):
         PartitionKey.parse("BTCUSDT")
+
+
+def test_importing_the_definitions_reads_no_environment_until_dagster_loads_them():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETLAKE_")}
+    env["MARKETLAKE_START_DATE"] = "yesterday"
+    script = (
+        "import orchestration.definitions as d\n"
+        "print('imported')\n"
+        "try:\n"
+        "    d.defs()\n"
+        "except ValueError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "imported"
+    assert "MARKETLAKE_START_DATE" in result.stdout

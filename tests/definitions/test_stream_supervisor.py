@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 import orjson
 import pytest
 
+from marketlake.lake import Lake
 from orchestration.definitions import build_definitions
 from orchestration.live import JOB_NAME, stream_symbols, stream_window
 from orchestration.settings import Settings
@@ -22,9 +24,14 @@ def world(tmp_path):
         yield defs, instance, tmp_path / "lake"
 
 
-def tick(defs: dg.Definitions, instance: dg.DagsterInstance):
+def tick(defs: dg.Definitions, instance: dg.DagsterInstance, lake: Path):
+    """One evaluation, the lake handed in as a resource (the twin of production's)."""
     sensor = defs.resolve_sensor_def("stream_supervisor")
-    context = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+    context = dg.build_sensor_context(
+        instance=instance,
+        repository_def=defs.get_repository_def(),
+        resources={"lake": Lake(str(lake))},
+    )
     return sensor.evaluate_tick(context)
 
 
@@ -58,8 +65,8 @@ def alive(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
 
 
 def test_it_launches_a_run_when_none_is_running(world):
-    defs, instance, _ = world
-    result = tick(defs, instance)
+    defs, instance, lake = world
+    result = tick(defs, instance, lake)
     assert len(result.run_requests) == 1
 
 
@@ -67,7 +74,7 @@ def test_it_does_nothing_beside_a_healthy_run(world):
     defs, instance, lake = world
     start_run(defs, instance)
     beat(lake, seconds_ago=5)
-    result = tick(defs, instance)
+    result = tick(defs, instance, lake)
     assert result.run_requests == []
     assert "healthy" in result.skip_message
 
@@ -76,7 +83,7 @@ def test_it_replaces_a_run_whose_heartbeat_is_stale(world):
     defs, instance, lake = world
     stale = start_run(defs, instance)
     beat(lake, seconds_ago=600)
-    first = tick(defs, instance)
+    first = tick(defs, instance, lake)
     assert first.run_requests == []
     assert "terminated stale run" in first.skip_message
     assert instance.get_run_by_id(stale.run_id).status not in (
@@ -84,14 +91,14 @@ def test_it_replaces_a_run_whose_heartbeat_is_stale(world):
         dg.DagsterRunStatus.STARTING,
     )
     assert alive(instance) == []
-    second = tick(defs, instance)
+    second = tick(defs, instance, lake)
     assert len(second.run_requests) == 1
 
 
 def test_a_new_run_gets_time_to_write_its_first_heartbeat(world):
-    defs, instance, _ = world
+    defs, instance, lake = world
     start_run(defs, instance)
-    result = tick(defs, instance)
+    result = tick(defs, instance, lake)
     assert result.run_requests == []
     assert "starting" in result.skip_message
 

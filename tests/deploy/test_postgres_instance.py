@@ -17,6 +17,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -251,10 +252,7 @@ def test_dynamic_symbol_partitions_persist_in_postgres(instance, postgres, home)
 
 
 def test_the_run_queue_limits_streams_and_backfills(instance):
-    from dagster._core.run_coordinator import QueuedRunCoordinator
-    from dagster._utils.tags import TagConcurrencyLimitsCounter
-
-    assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+    assert isinstance(instance.run_coordinator, dg.QueuedRunCoordinator)
     queue = instance.get_concurrency_config().run_queue_config
     assert queue is not None
     assert queue.max_concurrent_runs == 12
@@ -263,31 +261,111 @@ def test_the_run_queue_limits_streams_and_backfills(instance):
     assert limits["marketlake/stream"]["value"] == {"applyLimitPerUniqueValue": True}
     assert limits["dagster/backfill"]["limit"] == 6
 
-    # What the daemon's dequeue decides with these limits, given the runs in progress.
-    def run(tags: dict[str, str]) -> dg.DagsterRun:
-        return dg.DagsterRun(job_name="any", tags=tags)
 
+PROBE_LOCATION = """\
+import dagster as dg
+
+
+@dg.op
+def probe() -> None:
+    pass
+
+
+@dg.job
+def queue_probe() -> None:
+    probe()
+
+
+defs = dg.Definitions(jobs=[queue_probe])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Using variable_values:DeprecationWarning")
+def test_the_daemon_dequeues_only_what_the_limits_allow(instance, home, tmp_path):
+    """`dagster dev` on this instance, one binance stream and six backfill runs in progress:
+    runs submitted through the GraphQL client leave the queue only where the limits allow."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    marker = {"marketlake/test": tmp_path.name}
     binance = {"marketlake/stream": "binance"}
-    in_progress = [run(binance)] + [run({"dagster/backfill": f"b{i % 2}"}) for i in range(6)]
-    counter = TagConcurrencyLimitsCounter(queue.tag_concurrency_limits, in_progress)
-    assert counter.is_blocked(run(binance))
-    assert not counter.is_blocked(run({"marketlake/stream": "coinbase"}))
-    assert counter.is_blocked(run({"dagster/backfill": "b2"}))
-    assert not counter.is_blocked(run({"dagster/schedule_name": "daily"}))
+    in_progress = [{**binance}] + [{"dagster/backfill": f"b{i % 2}"} for i in range(6)]
+    for tags in in_progress:
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="queue_probe", status=dg.DagsterRunStatus.STARTED, tags={**tags, **marker}
+            )
+        )
+    location = tmp_path / "probe_location.py"
+    location.write_text(PROBE_LOCATION)
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
+         "-f", str(location)],
+        cwd=tmp_path, env=dict(os.environ), stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "dev.log").open("w"), start_new_session=True,
+    )  # fmt: skip
+    try:
+        client = _wait_for_client(DagsterGraphQLClient, port, server)
+        queued = {
+            name: client.submit_job_execution("queue_probe", tags={**tags, **marker})
+            for name, tags in {
+                "second binance stream": binance,
+                "coinbase stream": {"marketlake/stream": "coinbase"},
+                "seventh backfill run": {"dagster/backfill": "b2"},
+                "schedule run": {"dagster/schedule_name": "daily"},
+            }.items()
+        }
+
+        def status(name: str) -> dg.DagsterRunStatus:
+            return instance.get_run_by_id(queued[name]).status
+
+        deadline = time.monotonic() + 180
+        allowed = ("coinbase stream", "schedule run")
+        while time.monotonic() < deadline and server.poll() is None:
+            if all(status(name) == dg.DagsterRunStatus.SUCCESS for name in allowed):
+                break
+            time.sleep(0.5)
+        outcome = {name: status(name) for name in queued}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        for run in instance.get_runs(filters=dg.RunsFilter(tags=marker)):
+            instance.delete_run(run.run_id)
+    log = (tmp_path / "dev.log").read_text()[-3000:]
+    assert outcome == {
+        "second binance stream": dg.DagsterRunStatus.QUEUED,
+        "coinbase stream": dg.DagsterRunStatus.SUCCESS,
+        "seventh backfill run": dg.DagsterRunStatus.QUEUED,
+        "schedule run": dg.DagsterRunStatus.SUCCESS,
+    }, log
+
+
+def _wait_for_client(client_type, port: int, server: subprocess.Popen):
+    """The GraphQL client, once `dagster dev` answers on `port`."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "dagster dev exited early"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return client_type("127.0.0.1", port_number=port)
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"dagster dev did not listen on 127.0.0.1:{port}")
 
 
 def test_monitoring_retention_and_telemetry_are_configured(instance):
-    from dagster._core.definitions.run_request import InstigatorType
-    from dagster._core.scheduler.instigation import TickStatus
-
     assert instance.run_monitoring_enabled
     assert instance.run_monitoring_start_timeout_seconds == 300
     assert instance.run_monitoring_max_runtime_seconds == 0  # streams run for days
     assert "MONITORING" in instance.get_required_daemon_types()
     assert instance.run_retries_enabled
-    sensor_retention = instance.get_tick_retention_settings(InstigatorType.SENSOR)
-    assert sensor_retention[TickStatus.SKIPPED] == 7
-    assert sensor_retention[TickStatus.FAILURE] == 30
+    sensor_retention = instance.get_settings("retention")["sensor"]["purge_after_days"]
+    assert sensor_retention["skipped"] == 7
+    assert sensor_retention["failure"] == 30
     assert not instance.telemetry_enabled
 
 
