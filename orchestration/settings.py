@@ -11,6 +11,7 @@ import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from marketlake.exchanges.binance.endpoints import ARCHIVE_URL, REST_URL, WS_URL
 from marketlake.lake import s3_storage_options  # lives beside Lake, which also uses it
@@ -74,3 +75,23 @@ class Settings:
             symbols=symbols,
             stream_stale_after_s=stale,
         )
+
+
+def dagster_home(env: Mapping[str, str] | None = None) -> Path:
+    """The Dagster instance folder: `$DAGSTER_HOME`, else `./.dagster_home` (absolute).
+
+    The CLI, `marketlake ui` and the UI's processes share it, so CLI runs show in the UI.
+    """
+    env = os.environ if env is None else env
+    return Path(env.get("DAGSTER_HOME", "").strip() or ".dagster_home").absolute()
+
+
+def exchange_configured(env: Mapping[str, str] | None = None) -> bool:
+    """Whether a Binance REST URL is set; `marketlake ui` starts the simulator when not."""
+    env = os.environ if env is None else env
+    return bool(env.get("MARKETLAKE_BINANCE_REST_URL", "").strip())
+
+
+def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment with `overrides`, for a child that reads its own settings."""
+    return {**os.environ, **overrides}
