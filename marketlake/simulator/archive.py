@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from marketlake.simulator import archive_csv, data
-from marketlake.simulator.faults import Faults, Key, Stats
+from marketlake.simulator.faults import ArchiveVariant, Faults, Key, Stats
 
 ARCHIVE_PREFIX: Final = "/data/spot/daily/trades/"
 _PATH: Final = re.compile(
@@ -109,13 +109,20 @@ class ArchiveStore:
         self,
         symbol: str,
         date: dt.date,
-        variant: tuple[tuple[tuple[int, int], ...], bool, bool],
+        variant: ArchiveVariant,
         path: Path,
     ) -> None:
-        gaps, truncated, corrupt = variant
         tmp = path.with_suffix(f".tmp{threading.get_ident()}")
-        write_zip(tmp, symbol, date, self.config, gaps=gaps, truncate=truncated)
-        if corrupt:
+        write_zip(
+            tmp,
+            symbol,
+            date,
+            self.config,
+            gaps=variant.gaps,
+            truncate=variant.truncated,
+            repeat=variant.repeated,
+        )
+        if variant.corrupt:
             _truncate_file(tmp, int(tmp.stat().st_size * _CORRUPT_KEEP))
         # The sidecar lands first, so an existing zip always has its checksum beside it.
         sha_tmp = tmp.with_suffix(".sha256tmp")
@@ -133,6 +140,7 @@ def write_zip(
     *,
     gaps: tuple[tuple[int, int], ...] = (),
     truncate: bool = False,
+    repeat: bool = False,
 ) -> None:
     """Write `{SYMBOL}-trades-{DATE}.zip` holding the day's CSV, streamed hour by hour."""
     member = f"{symbol}-trades-{date.isoformat()}.csv"
@@ -149,7 +157,7 @@ def write_zip(
         archive.open(info, "w", force_zip64=zip64) as out,
     ):
         for chunk in archive_csv.iter_archive_csv(
-            symbol, date, config, gaps=gaps, truncate=truncate
+            symbol, date, config, gaps=gaps, truncate=truncate, repeat=repeat
         ):
             out.write(chunk)
 

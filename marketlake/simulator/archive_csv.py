@@ -42,13 +42,26 @@ def iter_archive_csv(
     *,
     gaps: Iterable[tuple[int, int]] = (),
     truncate: bool = False,
+    repeat: bool = False,
 ) -> Iterator[bytes]:
     """The day's archive CSV in hourly chunks.
 
     `gaps`: inclusive id ranges left out (real archives have such holes). `truncate`: the
-    file ends mid-line, as after a broken upload.
+    file ends mid-line, as after a broken upload. `repeat`: the first non-empty hour comes
+    again at the end, well-formed rows whose ids are already in the file (a bad upload
+    that no checksum or parser catches).
     """
     gaps = list(gaps)
+    if repeat:
+        first = b""
+        for hour in range(24):
+            chunk = formats.csv_bytes(
+                _without_ids(data.block_trades(symbol, date, hour, cfg, cache=False), gaps)
+            )
+            first = first or chunk
+            yield chunk
+        yield first
+        return
 
     def chunks() -> Iterator[tuple[int, bytes]]:
         for hour in range(24):
@@ -78,6 +91,8 @@ def archive_csv_bytes(
     *,
     gaps: Iterable[tuple[int, int]] = (),
     truncate: bool = False,
+    repeat: bool = False,
 ) -> bytes:
     """The whole `{SYMBOL}-trades-{DATE}.csv` (no header, 8 decimals, `True`/`False`)."""
-    return b"".join(iter_archive_csv(symbol, date, cfg, gaps=gaps, truncate=truncate))
+    chunks = iter_archive_csv(symbol, date, cfg, gaps=gaps, truncate=truncate, repeat=repeat)
+    return b"".join(chunks)

@@ -12,9 +12,19 @@ import hashlib
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 Key = tuple[str, dt.date]
 """(symbol, UTC day) of one archive file."""
+
+
+class ArchiveVariant(NamedTuple):
+    """The faults that change a zip's bytes (each variant is built and cached once)."""
+
+    gaps: tuple[tuple[int, int], ...]
+    truncated: bool
+    corrupt: bool
+    repeated: bool = False
 
 
 @dataclass
@@ -30,11 +40,18 @@ class Faults:
       them), like the holes real archives have.
     - `truncated_csv`: the CSV ends mid-line inside a well-formed zip, checksum matching.
     - `archive_fail_5xx`: the next N archive responses are 503.
+    - `repeated_rows`: the CSV repeats its first non-empty hour at the end: well-formed rows
+      with duplicated trade ids inside a sound zip whose CHECKSUM matches, so only the
+      checks on the parsed day can refuse it.
 
     REST:
     - `weight_limit`: overrides the request-weight limit per window (a rate-limit storm is
       a small number here, or 0).
     - `fail_5xx`: the next N REST responses are 503.
+    - `fail_429`: the next N REST responses are 429 with `Retry-After: retry_after_s`
+      (a burst the client must wait out, whatever its weight budget says).
+    - `slow_next`: the next N REST responses wait `slow_next_seconds` before answering
+      (one response past the client's timeout, without slowing everything else).
 
     Both: `slow_seconds` sleeps before every response.
     """
@@ -48,6 +65,11 @@ class Faults:
     slow_seconds: float = 0.0
     fail_5xx: int = 0
     archive_fail_5xx: int = 0
+    repeated_rows: set[Key] = field(default_factory=set)
+    fail_429: int = 0
+    retry_after_s: int = 1
+    slow_next: int = 0
+    slow_next_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def take_5xx(self, archive: bool = False) -> bool:
@@ -61,29 +83,48 @@ class Faults:
                 return True
             return False
 
+    def take_429(self) -> bool:
+        """Consume one forced REST 429, if any are left."""
+        with self._lock:
+            if self.fail_429 > 0:
+                self.fail_429 -= 1
+                return True
+            return False
+
+    def take_slow(self) -> float:
+        """Seconds to delay this REST response: one forced slow answer, if any are left."""
+        with self._lock:
+            if self.slow_next > 0:
+                self.slow_next -= 1
+                return self.slow_next_seconds
+            return 0.0
+
     def clear(self) -> None:
         """Back to a healthy exchange."""
         with self._lock:
             for knob in (self.corrupt_zip, self.wrong_checksum, self.unpublished):
                 knob.clear()
             self.truncated_csv.clear()
+            self.repeated_rows.clear()
             self.archive_gaps.clear()
             self.weight_limit = None
-            self.slow_seconds = 0.0
-            self.fail_5xx = self.archive_fail_5xx = 0
+            self.slow_seconds = self.slow_next_seconds = 0.0
+            self.fail_5xx = self.archive_fail_5xx = self.fail_429 = self.slow_next = 0
+            self.retry_after_s = 1
 
-    def archive_variant(self, key: Key) -> tuple[tuple[tuple[int, int], ...], bool, bool]:
-        """The knobs that change a zip's bytes: (gaps, truncated, corrupt)."""
+    def archive_variant(self, key: Key) -> ArchiveVariant:
+        """The knobs that change a zip's bytes."""
         gaps = tuple(sorted((int(a), int(b)) for a, b in self.archive_gaps.get(key, ())))
-        return gaps, key in self.truncated_csv, key in self.corrupt_zip
+        return ArchiveVariant(
+            gaps, key in self.truncated_csv, key in self.corrupt_zip, key in self.repeated_rows
+        )
 
     @staticmethod
-    def variant_tag(variant: tuple[tuple[tuple[int, int], ...], bool, bool]) -> str:
+    def variant_tag(variant: ArchiveVariant) -> str:
         """A short stable file-name tag for an archive variant ("clean" when none)."""
-        gaps, truncated, corrupt = variant
-        if not gaps and not truncated and not corrupt:
+        if not any(variant):
             return "clean"
-        return hashlib.sha256(repr(variant).encode()).hexdigest()[:12]
+        return hashlib.sha256(repr(tuple(variant)).encode()).hexdigest()[:12]
 
 
 @dataclass

@@ -43,6 +43,9 @@ from marketlake.simulator.ratelimit import WeightLimiter
 log = logging.getLogger(__name__)
 
 _RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
+_BURST_429: Final = (
+    b'{"code":-1003,"msg":"Too many requests; please use the websocket for live updates."}'
+)
 _OVERLOADED: Final = (
     b'{"code":-1008,"msg":"Server is currently overloaded with other requests. '
     b'Please try again in a few minutes."}'
@@ -237,6 +240,14 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(500, body, rest.JSON_TYPE)
 
     def _rest(self, sim: Simulator, path: str, params: rest.Params) -> None:
+        delay = sim.faults.take_slow()
+        if delay > 0:
+            time.sleep(delay)
+        if sim.faults.take_429():
+            retry = sim.faults.retry_after_s
+            headers = [*self._weight_headers(sim.limiter.used), ("Retry-After", str(retry))]
+            self._send(429, _BURST_429, rest.JSON_TYPE, headers)
+            return
         if sim.faults.take_5xx():
             self._send(503, _OVERLOADED, rest.JSON_TYPE, self._weight_headers(sim.limiter.used))
             return

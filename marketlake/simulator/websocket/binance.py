@@ -180,6 +180,22 @@ class BinanceSession(Session):
         self.sim.stats.sent(symbol, trade_id)
         if self.duplicate(trade_id):
             await self.send(frame)
+        await self._bogus(name, symbol, trade_id, trade_time, price, qty)
+
+    async def _bogus(
+        self, name: str, symbol: str, trade_id: int, trade_time: int, price: float, qty: float
+    ) -> None:
+        """Send the pending bogus trade of `symbol`, if any: the real one's values, a far id."""
+        pending = self.faults.bogus_trades
+        jump = next((j for s, j in pending if s == symbol), None)
+        if jump is None:
+            return
+        pending.remove((symbol, jump))
+        bogus_id = trade_id + jump
+        self.sim.stats.bogus.setdefault(symbol, []).append(bogus_id)
+        data = {"e": "trade", "E": trade_time, "s": symbol, "t": bogus_id, "p": wire(price)}
+        data |= {"q": wire(qty), "T": trade_time, "m": False, "M": True}
+        await self.send(orjson.dumps({"stream": f"{name}@trade", "data": data}))
 
     @staticmethod
     def book_ticker_frame(name: str, symbol: str, quote: book.Quote) -> bytes:

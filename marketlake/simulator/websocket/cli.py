@@ -27,6 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trades-per-day", type=int, default=data.SimConfig.trades_per_day)
     parser.add_argument("--seed", type=int, default=data.SimConfig.seed)
     parser.add_argument("--max-rate", action="store_true", help="push pre-encoded frames flat out")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="with --max-rate: trades per second per symbol (default: as fast as possible)",
+    )
     parser.add_argument("--replay", type=Path, default=None, help="serve a recording instead")
     parser.add_argument("--replay-speed", type=float, default=1.0, help="0 = as fast as possible")
     args = parser.parse_args(argv)
@@ -36,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         max_rate=args.max_rate,
+        max_rate_trades_per_s=args.rate,
         replay=args.replay,
         replay_speed=args.replay_speed or None,
     )

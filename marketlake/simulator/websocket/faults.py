@@ -31,6 +31,10 @@ class WsFaults:
     #: close it ``shutdown_grace_s`` later (as the real server does before maintenance).
     server_shutdown_after_s: float | None = None
     shutdown_grace_s: float = 2.0
+    #: Binance: pending (symbol, jump) pairs; each sends ONE well-formed trade of that symbol
+    #: whose id is ``jump`` past the last id sent (a bogus id: no such trade ever happens),
+    #: after the symbol's next trade, and is then removed. Counted in `WsStats.bogus`.
+    bogus_trades: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -38,8 +42,12 @@ class WsStats:
     connections: int = 0
     frames: int = 0
     malformed: int = 0
+    #: Every malformed frame sent, in order (what a lander's quarantine should hold).
+    malformed_frames: list[bytes] = field(default_factory=list)
     drops: int = 0
     refused: int = 0
+    #: symbol -> bogus trade ids sent (`WsFaults.bogus_trades`)
+    bogus: dict[str, list[int]] = field(default_factory=dict)
     #: symbol -> trade ids sent (the ground truth of "what the stream delivered")
     sent_trade_ids: dict[str, set[int]] = field(default_factory=dict)
     skipped_trade_ids: dict[str, set[int]] = field(default_factory=dict)

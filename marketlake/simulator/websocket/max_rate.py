@@ -26,14 +26,9 @@ def raw_frame(payload: bytes) -> bytes:
     return header + payload
 
 
-async def send_max_rate(session: BinanceSession) -> None:
-    """Pre-encoded frames for all subscribed streams, written as fast as the socket drains.
-
-    Trade ids continue the universe's sequence from now and stay contiguous; prices
-    and sizes repeat (the benchmark measures landing, not the market).
-    """
+def _templates(session: BinanceSession) -> list[tuple]:
+    """Per subscribed symbol: (symbol, kinds, first id, trade, ticker, depth, update id)."""
     subs = session.subscriptions()
-    transport = session.ws.transport
     now = session.sim.now_us()
     cfg = session.cfg
     per_symbol = []
@@ -68,6 +63,17 @@ async def send_max_rate(session: BinanceSession) -> None:
                 quote.update_id,
             )
         )
+    return per_symbol
+
+
+async def send_max_rate(session: BinanceSession) -> None:
+    """Pre-encoded frames for all subscribed streams, written as fast as the socket drains.
+
+    Trade ids continue the universe's sequence from now and stay contiguous; prices
+    and sizes repeat (the benchmark measures landing, not the market).
+    """
+    transport = session.ws.transport
+    per_symbol = _templates(session)
     ids = {symbol: first for symbol, _, first, *_ in per_symbol}
     update_ids = {entry[0]: entry[6] for entry in per_symbol}
     frames_per_chunk = 600
@@ -102,3 +108,52 @@ async def send_max_rate(session: BinanceSession) -> None:
             return
         session.sim.stats.frames += len(chunk)
         await asyncio.sleep(0)
+
+
+async def send_paced(session: BinanceSession, trades_per_s: float) -> None:
+    """The max-rate sender's frames at `trades_per_s` trades per symbol, for soaks.
+
+    Trade ids are a function of time since the simulator's first paced connection, shared
+    by every connection: two connections open at once (a rollover) send the same ids at the
+    same moments, as the exchange does, and a connection opened later continues the
+    sequence instead of restarting it. Each trade carries a bookTicker; every 10th a depth.
+    """
+    transport = session.ws.transport
+    per_symbol = _templates(session)
+    sim = session.sim
+    if sim.paced_origin is None:
+        sim.paced_origin = (time.monotonic(), {entry[0]: entry[2] for entry in per_symbol})
+    started, firsts = sim.paced_origin
+    for symbol, _kinds, first, *_ in per_symbol:
+        firsts.setdefault(symbol, first)
+
+    def due(symbol: str) -> int:
+        return firsts[symbol] + int((time.monotonic() - started) * trades_per_s)
+
+    cursor = {symbol: due(symbol) for symbol, *_ in per_symbol}
+    update_base = {entry[0]: entry[6] for entry in per_symbol}
+    while True:
+        await asyncio.sleep(0.005)
+        if transport.is_closing():
+            return
+        ms = time.time_ns() // 1_000_000
+        chunk: list[bytes] = []
+        for symbol, kinds, _first, trade, ticker, depth, _u in per_symbol:
+            end = due(symbol)
+            for trade_id in range(cursor[symbol], end):
+                update_id = update_base[symbol] + trade_id - firsts[symbol]
+                if "trade" in kinds:
+                    maker = b"true" if trade_id & 1 else b"false"
+                    chunk.append(raw_frame(trade % (ms, trade_id, ms, maker)))
+                if "bookTicker" in kinds:
+                    chunk.append(raw_frame(ticker % update_id))
+                if "depth" in kinds and trade_id % 10 == 0:
+                    chunk.append(raw_frame(depth % update_id))
+            cursor[symbol] = end
+        if not chunk:
+            continue
+        try:
+            transport.write(b"".join(chunk))
+        except RuntimeError:  # the client closed while the chunk was being built
+            return
+        session.sim.stats.frames += len(chunk)

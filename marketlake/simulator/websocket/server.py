@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Awaitable, Callable
 from functools import partial
 from http import HTTPStatus
 from pathlib import Path
@@ -26,7 +27,7 @@ from marketlake.simulator.clock import Clock, utc_now
 from marketlake.simulator.websocket.binance import BinanceSession
 from marketlake.simulator.websocket.coinbase import CoinbaseSession
 from marketlake.simulator.websocket.faults import WsFaults, WsStats
-from marketlake.simulator.websocket.max_rate import send_max_rate
+from marketlake.simulator.websocket.max_rate import send_max_rate, send_paced
 from marketlake.simulator.websocket.replay import Replay
 
 
@@ -45,6 +46,7 @@ class WsSimulator:
         depth_interval_s: float = 0.1,
         quote_interval_s: float = 0.1,
         max_rate: bool = False,
+        max_rate_trades_per_s: float | None = None,
         replay: Path | str | None = None,
         replay_speed: float | None = 1.0,
         coinbase_levels: int = 50,
@@ -60,6 +62,11 @@ class WsSimulator:
         self.depth_interval_s = depth_interval_s
         self.quote_interval_s = quote_interval_s
         self.max_rate = max_rate
+        #: With `max_rate`: pace the pre-encoded frames at this many trades/s per symbol
+        #: (None: as fast as the socket drains).
+        self.max_rate_trades_per_s = max_rate_trades_per_s
+        #: (monotonic start, first id per symbol) of the paced sender's shared sequence.
+        self.paced_origin: tuple[float, dict[str, int]] | None = None
         self.replay = Replay(Path(replay), replay_speed) if replay is not None else None
         self.coinbase_levels = coinbase_levels
         self.heartbeat_s = heartbeat_s
@@ -177,12 +184,18 @@ class WsSimulator:
                 streams = [s for s in query.get("streams", [""])[0].split("/") if s]
                 time_unit = query.get("timeUnit", [""])[0]
                 session = BinanceSession(self, ws, streams, time_unit)
-                await session.run(partial(send_max_rate, session) if self.max_rate else None)
+                await session.run(self._max_rate_sender(session) if self.max_rate else None)
         except (ConnectionClosed, asyncio.CancelledError):
             pass
         finally:
             if task is not None:
                 self._handlers.discard(task)
+
+    def _max_rate_sender(self, session: BinanceSession) -> Callable[[], Awaitable[None]]:
+        rate = self.max_rate_trades_per_s
+        if rate is None:
+            return partial(send_max_rate, session)
+        return partial(send_paced, session, rate)
 
     def now_us(self) -> int:
         return data.to_us(self.clock())

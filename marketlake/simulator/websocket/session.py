@@ -67,7 +67,9 @@ class Session:
         every = self.faults.malformed_every
         if every and self.sent % every == 0:
             self.sim.stats.malformed += 1
-            await self.ws.send(self.bad_frame(next(self.malformed)))
+            bad = self.bad_frame(next(self.malformed))
+            self.sim.stats.malformed_frames.append(bad)
+            await self.ws.send(bad)
 
     async def while_reading(self, writer: Callable[[], Awaitable[None]]) -> None:
         """Run `writer` (what the server sends) while `read` answers what the client sends."""
