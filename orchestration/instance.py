@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,4 +39,19 @@ def local_instance(home: Path | None = None) -> dg.DagsterInstance:
     """
     import dagster as dg
 
-    return dg.DagsterInstance.from_config(str(prepared_home(home)))
+    home = prepared_home(home)
+    ready = home / ".marketlake-instance-ready"
+    if ready.exists():
+        return dg.DagsterInstance.from_config(str(home))
+    # Two first-time processes on one fresh home (two backfills started at once) would both
+    # create the SQLite storages and race on their migrations ("more than one head"): the
+    # first creates them under a lock, the others wait for it and then open what it made.
+    with open(home / ".marketlake-instance.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        instance = dg.DagsterInstance.from_config(str(home))
+        if not ready.exists():
+            instance.get_runs(limit=1)  # run storage
+            instance.get_asset_keys()  # event log storage
+            instance.all_instigator_state()  # schedule storage
+            ready.touch()
+    return instance

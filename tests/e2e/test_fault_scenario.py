@@ -14,7 +14,7 @@ Shortened from the issue so the scenario stays a few minutes: the stall is 6 s (
 and the lander streams only while the backfills and the first build run; every fault still
 happens, and the test asserts it did.
 Backfills and builds other than the concurrent pair call the functions `marketlake backfill`
-and `marketlake build` call (`orchestration.runner`), in-process, against the same lake and
+and `marketlake build` call (`orchestration.partition_runs`), in-process, against the same lake and
 Dagster instance: a CLI process costs seconds of start-up each.
 """
 
@@ -43,7 +43,8 @@ from marketlake.simulator import data
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.server import Simulator
 from marketlake.simulator.websocket import WsSimulator
-from orchestration import runner
+from orchestration import partition_runs
+from orchestration.report import RunReport
 from orchestration.settings import Settings
 from streaming import StateStore
 
@@ -77,7 +78,7 @@ def quarantined_rows(lake: Lake) -> int:
     return lake.scan("quarantine").select(pl.len()).collect().item()
 
 
-def problems(report: runner.RunReport) -> list[tuple[str, str | None, list[str]]]:
+def problems(report: RunReport) -> list[tuple[str, str | None, list[str]]]:
     """The partitions of a run that failed or had a failing check, and why."""
     return [
         (o.key, o.error, o.checks_failed) for o in report.outcomes if not o.ok or o.checks_failed
@@ -255,10 +256,7 @@ def test_under_every_fault_at_once_trades_equal_the_truth_and_quarantine_holds_t
         # Day 1: two users backfill overlapping partitions at once (SOLUSDT in both), while
         # the archive answers its first two requests with 503.
         http.faults.archive_fail_5xx = 2
-        # The Dagster instance exists before the two start: two first-ever `marketlake`
-        # processes at once race creating its SQLite storage and one dies with alembic's
-        # "more than one head" (orchestration.runner.instance, reported, not fixed here).
-        runner.instance()
+        # On a fresh $DAGSTER_HOME: the two also race to create the Dagster instance.
         both = [
             cli("backfill", "ETHUSDT,SOLUSDT", "--start", str(DAY1), "--lake", "lake",
                 cwd=tmp_path, http=http),
@@ -285,7 +283,7 @@ def test_under_every_fault_at_once_trades_equal_the_truth_and_quarantine_holds_t
         ):
             before = lake.version("trades_history")
             knob.add(key)
-            report = runner.backfill(settings, ["BTCUSDT"], DAY1, DAY1, console=quiet())
+            report = partition_runs.backfill(settings, ["BTCUSDT"], DAY1, DAY1, console=quiet())
             knob.discard(key)
             (outcome,) = report.outcomes
             figures.archive_attempts.append(
@@ -295,24 +293,24 @@ def test_under_every_fault_at_once_trades_equal_the_truth_and_quarantine_holds_t
             assert lake.version("trades_history") == before, f"{fault}: a commit was made"
             held = lake.scan("trades_history", symbol="BTCUSDT", date=DAY1).collect()
             assert held.height == 0, f"{fault}: rows were written"
-        report = runner.backfill(settings, ["BTCUSDT"], DAY1, DAY1, console=quiet())
+        report = partition_runs.backfill(settings, ["BTCUSDT"], DAY1, DAY1, console=quiet())
         assert problems(report) == []
         figures.archive_attempts.append(("served correctly", True, []))
 
         # Day 2, the day so far, from REST; then a build beside the lander's appends.
-        report = runner.backfill(
+        report = partition_runs.backfill(
             settings, list(SYMBOLS), DAY2, DAY2, source="rest", console=quiet()
         )
         assert problems(report) == []
         wait_until(lander.last_running.is_set, 600, "the lander's second restart")
         time.sleep(3)
-        report = runner.build(settings, ["BTCUSDT"], DAY2, DAY2, console=quiet())
+        report = partition_runs.build(settings, ["BTCUSDT"], DAY2, DAY2, console=quiet())
         assert problems(report) == []
         time.sleep(2)  # the lander appends after the compaction too
         lander.join()
     assert lander.exit_status == 0, figures.landers[-1].error_text()
 
-    report = runner.build(settings, list(SYMBOLS), DAY1, DAY2, console=quiet())
+    report = partition_runs.build(settings, list(SYMBOLS), DAY1, DAY2, console=quiet())
     assert problems(report) == []
 
     # `trades` is the ground truth: day 1 whole, day 2 from its first trade to the last
