@@ -237,7 +237,7 @@ class ShardConnection:
             "rollover",
             {"old": old.name, "new": new.name, "age_s": round(time.monotonic() - old.opened, 3)},
         )
-        await self._close(old, "rollover")
+        await self._retire(old, "rollover")
         return new
 
     # --- opening ------------------------------------------------------------------------------
@@ -357,6 +357,26 @@ class ShardConnection:
                 if live.reader is not None:
                     live.reader.cancel()
                 return
+
+    async def _retire(self, live: _Live, reason: str) -> None:
+        """Close a replaced connection after landing every frame it had already received.
+
+        Cancelling its reader (as `_close` does) would drop the frames still queued in the
+        websocket when the lander runs behind, a hole at every rollover. A close frame
+        stops the server sending; the reader then lands what was queued before it and ends
+        on the server's answering close. A reader that does not end within the close
+        timeout is cancelled like any other.
+        """
+        if live in self.lives:
+            self.lives.remove(live)
+        for task in live.helpers:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await live.ws.close(code=1000, reason=reason[:100])
+        if live.reader is not None and not live.reader.done():
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(live.reader, timeout=self.policy.open_timeout_s)
+        await self._close(live, reason)
 
     async def _close(self, live: _Live, reason: str) -> None:
         if live in self.lives:
