@@ -183,14 +183,23 @@ def test_two_changes_swapped_break_the_chain(frames, instruments):
     assert_caught_then_resynced(frames, faulty, instruments, expected, got)
 
 
-def test_a_malformed_change_is_quarantined_and_the_book_goes_out_of_sync(frames, instruments):
+@pytest.mark.parametrize(
+    ("action", "reason"),
+    [
+        ("replace", "mistyped field 'asks': unknown action 'replace'"),
+        ([], "mistyped field 'asks': unknown action '[]'"),  # unhashable: once a TypeError
+    ],
+)
+def test_a_malformed_change_is_quarantined_and_the_book_goes_out_of_sync(
+    frames, instruments, action, reason
+):
     k = change_positions(frames, BUSY)[2]
     message = orjson.loads(frames[k][1])
-    message["params"]["data"]["asks"] = [["replace", 1.0, 2.0]]
+    message["params"]["data"]["asks"] = [[action, 1.0, 2.0]]
     faulty = [*frames[:k], (frames[k][0], orjson.dumps(message)), *frames[k + 1 :]]
     _, records = run(faulty, instruments)
     (rejected,) = [r for r in records if type(r) is Reject]
-    assert rejected.reason == "mistyped field 'asks': unknown action 'replace'"
+    assert rejected.reason == reason
     assert [e.kind for e in events(records)] == [BOOK_BAD_UPDATE]
 
 

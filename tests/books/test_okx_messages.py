@@ -96,6 +96,10 @@ def one_trade(**change: object) -> bytes:
         ({"sz": "0"}, "non-positive qty"),
         ({"tradeId": None}, "missing field 'tradeId'"),
         ({"tradeId": "12a"}, "mistyped field 'tradeId': not an integer"),
+        ({"tradeId": "²"}, "mistyped field 'tradeId': not an integer"),  # isdigit, not int()
+        ({"tradeId": "١٢٣"}, "mistyped field 'tradeId': not an integer"),  # Arabic-Indic
+        ({"ts": "²" * 13}, "mistyped field 'ts': not a 13-digit epoch in ms"),
+        ({"ts": "١" * 13}, "mistyped field 'ts': not a 13-digit epoch in ms"),
         ({"side": "long"}, "mistyped field 'side': 'long'"),
         ({"ts": "1652459226"}, "mistyped field 'ts': not a 13-digit epoch in ms"),
         ({"instId": "ETH-USDT"}, "instId 'ETH-USDT' does not match channel BTC-USDT"),
@@ -124,6 +128,8 @@ def test_control_messages_are_told_apart_from_data():
     (resync,) = parser.parse(notice, 1)
     assert type(resync) is Resync and resync.rollover
     assert parser.parse(b"{", 1)[0].reason == "not json"
+    unhashable = b'{"event":[]}'  # once a TypeError out of the parser
+    assert parser.parse(unhashable, 1)[0].reason == "not an OKX push (no 'arg' and 'data')"
     other = b'{"arg":{"channel":"trades","instId":"ETH-USDT"},"data":[]}'
     assert parser.parse(other, 1)[0].reason == "symbol not subscribed: ETH-USDT"
 

@@ -85,7 +85,7 @@ def _levels(data: dict, key: str) -> list[tuple[float, float]]:
             price, amount = _number(price), _number(amount)
         except (TypeError, ValueError):
             raise Refused(f"mistyped field {key!r}: expected [action, price, amount]") from None
-        if action not in _ACTIONS:
+        if type(action) is not str or action not in _ACTIONS:  # a list is unhashable
             raise Refused(f"mistyped field {key!r}: unknown action {str(action)[:16]!r}")
         if not 0.0 < price < INFINITY:
             raise Refused(f"non-positive price in {key!r}")

@@ -117,7 +117,7 @@ def ms_text_us(item: dict, key: str = "ts") -> int:
     text = item.get(key)
     if type(text) is not str:
         raise Refused(f"missing field {key!r}" if text is None else f"mistyped field {key!r}")
-    if not text.isdigit() or len(text) != 13:
+    if not (text.isascii() and text.isdigit()) or len(text) != 13:  # not "²" nor "١"
         raise Refused(f"mistyped field {key!r}: not a 13-digit epoch in ms")
     return int(text) * 1000
 

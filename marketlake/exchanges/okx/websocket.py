@@ -107,6 +107,8 @@ class OkxParser:
 
     def _control(self, message: dict, raw: bytes | str, received_at_us: int) -> list:
         event = message.get("event")
+        if type(event) is not str:  # an unhashable value would raise in the set lookups
+            return [reject("not an OKX push (no 'arg' and 'data')", raw, received_at_us)]
         if event in _QUIET_EVENTS:
             return []
         if event == "error":
@@ -123,7 +125,8 @@ def _trade(instrument: str, item: dict, received_at_us: int) -> Trade:
     if sent != instrument:
         raise Refused(f"instId {sent[:32]!r} does not match channel {instrument}")  # type: ignore[index]
     trade_id_text = field(item, "tradeId", str)
-    if not trade_id_text.isdigit():  # type: ignore[attr-defined]
+    # isdigit alone takes "²" (int() refuses it) and "١٢٣" (another script's digits).
+    if not (trade_id_text.isascii() and trade_id_text.isdigit()):  # type: ignore[attr-defined]
         raise Refused("mistyped field 'tradeId': not an integer")
     price = decimal(item, "px")
     qty = decimal(item, "sz")
