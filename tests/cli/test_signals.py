@@ -16,6 +16,7 @@ import pytest
 
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.server import Simulator
+from orchestration.instance import local_instance
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +84,9 @@ def succeeded(home: Path) -> list[str]:
 def running(home: Path) -> bool:
     if not (home / "history" / "runs.db").exists():
         return False
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    # Through the CLI's own opener: it waits while the CLI is still creating the storages,
+    # where a bare `DagsterInstance.from_config` would race it on their migrations.
+    with local_instance(home) as instance:
         return bool(
             instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
         )
