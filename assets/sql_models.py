@@ -5,19 +5,14 @@ and every data test becomes an asset check (`error` -> blocking ERROR, `warn` ->
 declared once, in schema.yml. Dropping a new `.sql` file (and its tests) into
 `dbt_like_sql/models/` adds an asset with no Python edited.
 
-A model's rows are tested before they are written: the engine's `materialize` runs the
-model and validates its partition columns, then hands the frame to the store's
-`replace_partition`; here that store is the lake behind a gate that runs the data tests
-first and commits only if no `error` test failed (the previous rows stay otherwise).
+A model's rows are tested before they are written: the engine's `model_rows` runs the
+model and checks its rows lie in the partition, its data tests run on them, and the lake
+replaces the partition only if no `error` test failed (the previous rows stay otherwise).
 """
 
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import dagster as dg
-import polars as pl
 
 import dbt_like_sql as dls
 from assets.partitioned import (
@@ -50,36 +45,6 @@ def model_checks(model: dls.Model) -> list[Check]:
     ]
 
 
-@dataclass
-class _TestedStore:
-    """The lake, with each partition write gated by the model's data tests."""
-
-    lake: Lake
-    manifest: dls.Manifest
-    model: str
-    outcomes: list[CheckOutcome] = field(default_factory=list)
-    version: int | None = None
-
-    def exists(self, table: str) -> bool:
-        return self.lake.exists(table)
-
-    def scan(self, table: str, schema: pl.Schema | None = None, **partition: Any) -> pl.LazyFrame:
-        return self.lake.scan(table, schema, **partition)
-
-    def replace_partition(
-        self,
-        table: str,
-        frame: pl.DataFrame,
-        partition: Mapping[str, Any],
-        partition_by: Sequence[str],
-    ) -> int:
-        self.outcomes = [_outcome(r) for r in dls.run_tests(self.manifest, self.model, frame)]
-        if blocking_failures(self.outcomes):
-            return -1  # refused: nothing committed
-        self.version = self.lake.replace_partition(table, frame, partition, partition_by)
-        return self.version
-
-
 def _outcome(result: dls.TestResult) -> CheckOutcome:
     return CheckOutcome(
         result.name,
@@ -96,17 +61,22 @@ def _outcome(result: dls.TestResult) -> CheckOutcome:
 def run_model_partition(manifest: dls.Manifest, name: str, key: PartitionKey, lake: Lake):
     """Run model `name` for one instrument-day, test its rows, write them if they pass."""
     started = time.perf_counter()
-    store = _TestedStore(lake, manifest, name)
-    frame = dls.materialize(manifest, name, store, key.lake_partition())
+    partition = dls.validate_partition(key.lake_partition())
+    frame = dls.model_rows(manifest, name, lake, partition)
+    outcomes = [_outcome(result) for result in dls.run_tests(manifest, name, frame)]
+    version = None
+    if not blocking_failures(outcomes):
+        partition_by = manifest.model(name).config.partition_by
+        version = lake.replace_partition(name, frame, partition, partition_by)
     seconds = time.perf_counter() - started
-    written = store.version is not None
+    written = version is not None
     return PartitionResult(
         metadata={
             "rows": frame.height,
-            "delta_version": store.version,
+            "delta_version": version,
             "duration_s": round(seconds, 3),
         },
-        outcomes=store.outcomes,
+        outcomes=outcomes,
         summary=f"{frame.height:,} rows{'' if written else ' refused by their tests'} "
         f"in {seconds:.2f}s",
         written=written,

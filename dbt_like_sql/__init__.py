@@ -20,7 +20,14 @@ from dbt_like_sql.errors import (
     ProjectError,
     UnknownRefError,
 )
-from dbt_like_sql.execute import SOURCE_SCHEMAS, FrameStore, build, materialize, run_model
+from dbt_like_sql.execute import (
+    SOURCE_SCHEMAS,
+    FrameStore,
+    build,
+    materialize,
+    model_rows,
+    run_model,
+)
 from dbt_like_sql.manifest import (
     PARTITION_KEYS,
     Column,
@@ -63,6 +70,7 @@ __all__ = [
     "evaluate_test",
     "load_manifest",
     "materialize",
+    "model_rows",
     "parse_project",
     "run_model",
     "run_tests",

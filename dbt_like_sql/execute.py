@@ -76,11 +76,23 @@ def materialize(
     Returns the rows written, for the caller's metadata and data tests. The write is one
     Delta commit; rows outside the partition fail with ModelError before anything is written.
     """
-    model = manifest.model(name)
+    bound = validate_partition(partition)
+    frame = model_rows(manifest, name, lake, bound)
+    lake.replace_partition(name, frame, bound, manifest.model(name).config.partition_by)
+    return frame
+
+
+def model_rows(
+    manifest: Manifest, name: str, lake: FrameStore, partition: Mapping[str, Any]
+) -> pl.DataFrame:
+    """The rows `materialize` would write for one partition, checked to lie inside it.
+
+    For a caller that tests the rows before deciding to write them (the Dagster assets
+    gate the commit on the model's `error` tests).
+    """
     bound = validate_partition(partition)
     frame = run_model(manifest, name, lake, bound)
-    _check_in_partition(model, frame, bound)
-    lake.replace_partition(name, frame, bound, model.config.partition_by)
+    _check_in_partition(manifest.model(name), frame, bound)
     return frame
 
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
+import orjson
 import polars as pl
 
 from marketlake.schemas import QUARANTINE_PAYLOAD_LIMIT
@@ -159,6 +160,15 @@ def payload_text(raw: bytes | str) -> str:
 
 def reject(reason: str, raw: bytes | str, received_at_us: int, symbol: str | None = None) -> Reject:
     return Reject(reason, payload_text(raw), received_at_us, symbol)
+
+
+def json_object(raw: bytes | str) -> dict[str, Any] | str:
+    """The frame as a JSON object, or why it is not one (the reason it is quarantined)."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return "not json"
+    return message if type(message) is dict else "not a json object"
 
 
 def positive(value: float) -> bool:

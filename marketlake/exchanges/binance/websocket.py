@@ -40,6 +40,7 @@ from marketlake.exchanges.feed import (
     Resync,
     Shard,
     Trade,
+    json_object,
     payload_text,
     positive,
     reject,
@@ -151,12 +152,9 @@ class BinanceParser:
         self._routes: dict[str, tuple[str | None, str | None]] = {}
 
     def parse(self, raw: bytes | str, received_at_us: int) -> list[Record]:
-        try:
-            message = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return [reject("not json", raw, received_at_us)]
-        if type(message) is not dict:
-            return [reject("not a json object", raw, received_at_us)]
+        message = json_object(raw)
+        if type(message) is str:
+            return [reject(message, raw, received_at_us)]
         stream = message.get("stream")
         data = message.get("data")
         if type(stream) is not str or type(data) is not dict:

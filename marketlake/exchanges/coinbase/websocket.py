@@ -46,6 +46,7 @@ from marketlake.exchanges.feed import (
     Resync,
     Shard,
     Trade,
+    json_object,
     payload_text,
     positive,
     reject,
@@ -178,12 +179,9 @@ class CoinbaseParser:
         self.updates_before_snapshot = 0
 
     def parse(self, raw: bytes | str, received_at_us: int) -> list[Record]:
-        try:
-            message = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return [reject("not json", raw, received_at_us)]
-        if type(message) is not dict:
-            return [reject("not a json object", raw, received_at_us)]
+        message = json_object(raw)
+        if type(message) is str:
+            return [reject(message, raw, received_at_us)]
         channel = message.get("channel")
         if type(channel) is not str:
             kind = message.get("type")

@@ -31,7 +31,15 @@ import orjson
 
 from marketlake.exchanges.book import DEPTH_LEVELS, BookEvent
 from marketlake.exchanges.deribit.books import DeribitBooks, ms_us
-from marketlake.exchanges.feed import Quote, Record, Trade, payload_text, positive, reject
+from marketlake.exchanges.feed import (
+    Quote,
+    Record,
+    Trade,
+    json_object,
+    payload_text,
+    positive,
+    reject,
+)
 from marketlake.exchanges.fields import Refused, field
 
 CHANNELS: Final = ("trades.{}.raw", "quote.{}", "book.{}.raw")
@@ -106,12 +114,9 @@ class DeribitParser:
         self.test_requests = 0
 
     def parse(self, raw: bytes | str, received_at_us: int) -> list[Record | BookEvent]:
-        try:
-            message = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return [reject("not json", raw, received_at_us)]
-        if type(message) is not dict:
-            return [reject("not a json object", raw, received_at_us)]
+        message = json_object(raw)
+        if type(message) is str:
+            return [reject(message, raw, received_at_us)]
         method = message.get("method")
         if method != "subscription":
             return self._control(message, raw, received_at_us)

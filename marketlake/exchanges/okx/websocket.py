@@ -33,6 +33,7 @@ from marketlake.exchanges.feed import (
     Record,
     Resync,
     Trade,
+    json_object,
     payload_text,
     positive,
     reject,
@@ -67,12 +68,9 @@ class OkxParser:
     def parse(self, raw: bytes | str, received_at_us: int) -> list[Record | BookEvent]:
         if raw == b"pong" or raw == "pong":
             return []
-        try:
-            message = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return [reject("not json", raw, received_at_us)]
-        if type(message) is not dict:
-            return [reject("not a json object", raw, received_at_us)]
+        message = json_object(raw)
+        if type(message) is str:
+            return [reject(message, raw, received_at_us)]
         arg = message.get("arg")
         data = message.get("data")
         if type(arg) is not dict or type(data) is not list:
