@@ -258,6 +258,15 @@ class SyncedBook:
         self.sequence = None
         return BookEvent(self.venue, self.instrument, kind, expected, got, levels, ts_us)
 
+    def lost(self, reason: str, ts_us: int) -> BookEvent | None:
+        """An update could not be read: the book has missed it and goes out of sync.
+
+        Nothing to report for a book that is not in sync already (its next snapshot resets
+        it anyway)."""
+        if not self.in_sync:
+            return None
+        return self.fail(BOOK_BAD_UPDATE, self.sequence, reason, ts_us)
+
     def skip(self) -> None:
         """An update arrived while the book is not in sync: it cannot be applied."""
         self.skipped += 1

@@ -21,7 +21,6 @@ from typing import Final
 import orjson
 
 from marketlake.exchanges.book import (
-    BOOK_BAD_UPDATE,
     BOOK_GAP,
     DEPTH_LEVELS,
     BookEvent,
@@ -153,6 +152,4 @@ class DeribitBooks:
     def refused(self, instrument: str, reason: str, received_at_us: int) -> BookEvent | None:
         """A book message could not be read: the book has lost it and goes out of sync."""
         synced = self.books.get(instrument)
-        if synced is None or not synced.in_sync:
-            return None
-        return synced.fail(BOOK_BAD_UPDATE, synced.sequence, reason, received_at_us)
+        return None if synced is None else synced.lost(reason, received_at_us)

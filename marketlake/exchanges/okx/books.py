@@ -30,7 +30,6 @@ from typing import Final
 import orjson
 
 from marketlake.exchanges.book import (
-    BOOK_BAD_UPDATE,
     BOOK_CHECKSUM,
     BOOK_GAP,
     DEPTH_LEVELS,
@@ -192,6 +191,4 @@ class OkxBooks:
     def refused(self, instrument: str, reason: str, received_at_us: int) -> BookEvent | None:
         """An update could not be read: the book has lost it and goes out of sync."""
         synced = self.books.get(instrument)
-        if synced is None or not synced.in_sync:
-            return None
-        return synced.fail(BOOK_BAD_UPDATE, synced.sequence, reason, received_at_us)
+        return None if synced is None else synced.lost(reason, received_at_us)
