@@ -14,10 +14,9 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
-import orjson
 import polars as pl
 import pytest
-from support.scripted_server import Reply, ScriptedServer
+from support.scripted_server import TRADES_BODY, Reply, ScriptedServer
 
 from marketlake.exchanges.binance.ratelimit import WeightBudget, backoff_delay, depth_weight
 from marketlake.exchanges.binance.rest import BinanceRest, to_epoch_ms
@@ -234,21 +233,6 @@ def test_one_search_reuses_its_pages_for_the_second_boundary_of_a_day():
 
 
 # --- a scripted misbehaving server (support.scripted_server) ------------------------------------
-
-
-TRADES_BODY = orjson.dumps(
-    [
-        {
-            "id": 7,
-            "price": "60650.00000000",
-            "qty": "0.02924000",
-            "quoteQty": "1773.40600000",
-            "time": 1634942949263,
-            "isBuyerMaker": True,
-            "isBestMatch": True,
-        }
-    ]
-)
 
 
 def quick_client(base_url: str, **kwargs) -> BinanceRest:

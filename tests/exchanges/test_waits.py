@@ -13,10 +13,9 @@ import io
 import re
 import zipfile
 
-import orjson
 import pytest
 from support.samples import TRADES_CSV_2024
-from support.scripted_server import Reply, ScriptedServer
+from support.scripted_server import TRADES_BODY, Reply, ScriptedServer
 
 from marketlake.exchanges.binance.archive import BinanceArchive
 from marketlake.exchanges.binance.ratelimit import WaitTooLong, WeightBudget
@@ -27,19 +26,6 @@ from marketlake.exchanges.waits import TransferDeadline
 DAY = dt.date(2024, 12, 31)
 ZIP_PATH = "/data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-2024-12-31.zip"
 DRIP = TransferDeadline(total_s=30.0, min_bytes_per_s=1_000, rate_grace_s=0.3)
-TRADES_BODY = orjson.dumps(
-    [
-        {
-            "id": 7,
-            "price": "60650.00000000",
-            "qty": "0.02924000",
-            "quoteQty": "1773.40600000",
-            "time": 1634942949263,
-            "isBuyerMaker": True,
-            "isBestMatch": True,
-        }
-    ]
-)
 
 
 def zip_bytes() -> bytes:

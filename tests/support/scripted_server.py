@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import orjson
+
 
 @dataclass
 class Reply:
@@ -152,3 +154,20 @@ class ScriptedWebsocket:
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self._server.socket.getsockname()[1]}"
+
+
+#: One trade as Binance's REST `historicalTrades` answers it (the shape of the real capture
+#: in tests/data/real/binance_rest), for scripted replies.
+TRADES_BODY = orjson.dumps(
+    [
+        {
+            "id": 7,
+            "price": "60650.00000000",
+            "qty": "0.02924000",
+            "quoteQty": "1773.40600000",
+            "time": 1634942949263,
+            "isBuyerMaker": True,
+            "isBestMatch": True,
+        }
+    ]
+)
