@@ -25,6 +25,7 @@ How, in Dagster 1.13, where a run over a range of partitions has no single parti
 """
 
 import datetime as dt
+import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -234,6 +235,23 @@ def _failure_message(
         f"{asset_key.to_user_string()}: {len(lines)} of {total} instrument-day(s) not written "
         f"(their previous rows stay): " + "; ".join(lines)
     )
+
+
+#: Where one instrument-day's reason ends and the next one's key begins in that message.
+_NEXT_KEY = re.compile(r"(?:^|; )(\d{4}-\d{2}-\d{2}\|[^:;\s]+): ")
+
+
+def failure_reasons(message: str) -> dict[str, str]:
+    """`{key: reason}` from a `PartitionsFailed` message (empty for any other message), so
+    the CLI can tell each instrument-day of a failed run what happened to it."""
+    if "instrument-day(s) not written" not in message:
+        return {}
+    _, _, listed = message.partition("(their previous rows stay): ")
+    found = list(_NEXT_KEY.finditer(listed))
+    return {
+        match[1]: listed[match.end() : found[i + 1].start() if i + 1 < len(found) else None].strip()
+        for i, match in enumerate(found)
+    }
 
 
 def dagster_metadata(values: Mapping[str, Any]) -> dict[str, Any]:

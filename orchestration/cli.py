@@ -164,6 +164,14 @@ def _add_range_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run more than 400 partitions (symbols x days) in one command",
     )
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive_int,
+        default=1,
+        help="runs (a month of one symbol each) executed at once, each in its own process "
+        "(default 1; up to the number of cores pays)",
+    )
 
 
 def _add_lake_argument(parser: argparse.ArgumentParser) -> None:
@@ -231,7 +239,7 @@ def _run_backfill(args: argparse.Namespace) -> int:
     settings = _settings(args.lake)
     report = backfill(
         settings, symbols, args.start, end, source=args.source, console=console,
-        confirmed=args.yes,
+        confirmed=args.yes, jobs=args.jobs,
     )  # fmt: skip
     return _exit_status(report)
 
@@ -242,7 +250,7 @@ def _run_build(args: argparse.Namespace) -> int:
     symbols = parse_symbols(args.symbols)
     report = build(
         _settings(args.lake), symbols, args.start, args.end or args.start, console=console,
-        confirmed=args.yes,
+        confirmed=args.yes, jobs=args.jobs,
     )  # fmt: skip
     return _exit_status(report)
 

@@ -12,6 +12,7 @@ from assets.daily import build_daily_assets, lake_vacuum
 from assets.live import live_specs
 from assets.sql_models import build_sql_assets
 from assets.trades_history import build_trades_history
+from orchestration.instance import tune_sqlite
 from orchestration.live import build_stream_job, build_stream_supervisor
 from orchestration.partitions import instrument_day_partitions
 from orchestration.resources import build_resources
@@ -84,5 +85,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
 @dg.definitions
 def defs() -> dg.Definitions:
     """What `dagster dev` / workspace.yaml load: the environment is read when Dagster loads
-    the code location, not when this module is imported."""
+    the code location, not when this module is imported.
+
+    Every process that loads the location (code server, and each run worker the daemon
+    launches) stores a local instance's events in SQLite write-ahead mode from then on."""
+    tune_sqlite()
     return build_definitions(Settings.from_env())

@@ -1,4 +1,5 @@
-"""Running the real jobs in-process, one run per partition, for the CLI and the demo.
+"""Running the real jobs for the CLI and the demo: in runs of a month of one symbol, in
+this process or in `--jobs` worker processes.
 
 The runs go to the same Dagster instance the UI reads (`orchestration.instance`), tagged
 `marketlake/launched_by: cli`.
@@ -7,19 +8,20 @@ The runs go to the same Dagster instance the UI reads (`orchestration.instance`)
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import dagster as dg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orchestration.instance import local_instance
-from orchestration.orphans import fail_orphaned_runs, process_tags
-from orchestration.partitions import partition_keys
+from orchestration.orphans import fail_orphaned_runs
 from orchestration.report import PartitionOutcome, RunReport
 from orchestration.resources import binance_endpoints, lake_of
+from orchestration.run_batches import RunBatch, execute_batch, plan_batches, singles
 from orchestration.settings import Settings
 from orchestration.symbols import register_symbols
 from orchestration.validation import check_lake, check_size, validate_range
@@ -37,13 +39,16 @@ def backfill(
     source: str = "auto",
     console: Console | None = None,
     confirmed: bool = False,
+    jobs: int = 1,
 ) -> RunReport:
-    """Materialize `trades_history` for symbols x [start, end], one run per partition."""
-    instance = preflight(settings, symbols, start, end, confirmed=confirmed, console=console)
+    """Materialize `trades_history` for symbols x [start, end]."""
+    instance = preflight(
+        settings, symbols, start, end, confirmed=confirmed, console=console, jobs=jobs
+    )
     run_config = {**QUIET_RUN_CONFIG, "ops": {"trades_history": {"config": {"source": source}}}}
     return run_partitions(
         settings, instance, "trades_history_job", symbols, start, end, run_config, "backfill",
-        console,
+        console, jobs,
     )  # fmt: skip
 
 
@@ -56,6 +61,7 @@ def build(
     console: Console | None = None,
     allow_today: bool = False,
     confirmed: bool = False,
+    jobs: int = 1,
 ) -> RunReport:
     """Materialize the daily tables and every SQL model for symbols x [start, end].
 
@@ -64,11 +70,12 @@ def build(
     """
     instance = preflight(
         settings, symbols, start, end, confirmed=confirmed, console=console,
-        allow_today=allow_today,
+        allow_today=allow_today, jobs=jobs,
     )  # fmt: skip
     return run_partitions(
-        settings, instance, "daily_job", symbols, start, end, QUIET_RUN_CONFIG, "build", console
-    )
+        settings, instance, "daily_job", symbols, start, end, QUIET_RUN_CONFIG, "build",
+        console, jobs,
+    )  # fmt: skip
 
 
 def preflight(
@@ -80,6 +87,7 @@ def preflight(
     confirmed: bool,
     console: Console | None,
     allow_today: bool = False,
+    jobs: int = 1,
 ) -> dg.DagsterInstance:
     """Everything that can refuse the request, before any download or write: the range and
     its size, the lake, the symbols against the exchange. Returns the instance to run in."""
@@ -88,10 +96,12 @@ def preflight(
     check_size(len(symbols) * days, confirmed=confirmed)
     check_lake(lake_of(settings))
     if console is not None:
+        runs = len(plan_batches(symbols, start, end))
         console.print(
             f"{len(symbols)} symbol{'s' if len(symbols) > 1 else ''} x {days} "
-            f"day{'s' if days > 1 else ''} = {len(symbols) * days:,} partitions, "
-            "one run each",
+            f"day{'s' if days > 1 else ''} = {len(symbols) * days:,} partitions in "
+            f"{runs:,} run{'s' if runs > 1 else ''}"
+            + (f", {jobs} at a time" if jobs > 1 and runs > 1 else ""),
             highlight=False,
         )
     instance = cli_instance(console)
@@ -125,13 +135,17 @@ def run_partitions(
     run_config: dict,
     title: str,
     console: Console | None,
+    jobs: int = 1,
 ) -> RunReport:
-    """Execute `job_name` of the real Definitions in-process, one run per partition."""
-    from orchestration.definitions import build_definitions
+    """Execute `job_name` of the real Definitions over symbols x [start, end], in runs of
+    up to `PARTITIONS_PER_RUN` days of one symbol, `jobs` runs at a time.
 
-    job = build_definitions(settings).resolve_job_def(job_name)
-    keys = partition_keys(symbols, start, end)
-    outcomes: list[PartitionOutcome] = []
+    An instrument-day left unbuilt because its run failed for another one gets a run of
+    its own afterwards, so one bad day fails only itself.
+    """
+    batches = plan_batches(symbols, start, end)
+    keys = [key for batch in batches for key in batch.keys]
+    outcomes: dict[str, PartitionOutcome] = {}
     interrupted = False
     started = time.perf_counter()
     with Progress(
@@ -143,83 +157,104 @@ def run_partitions(
         console=console,
     ) as progress:
         task = progress.add_task(title, total=len(keys), current="")
-        try:
-            for key in keys:
-                progress.update(task, current=key)
-                outcome = _execute(job, key, run_config, instance)
-                outcomes.append(outcome)
-                progress.advance(task)
-                if outcome.interrupted:
-                    # Dagster turned Ctrl-C into a failed run; the user asked to stop, not
-                    # to go on with the next partition.
-                    interrupted = True
-                    break
-        except KeyboardInterrupt:  # between two runs, outside Dagster's handler
-            interrupted = True
+        runner = (
+            _PoolRunner(settings, job_name, jobs)
+            if jobs > 1
+            else _InProcess(settings, job_name, instance)
+        )
+        with runner:
+            try:
+                for _ in range(2):  # the planned runs, then the collateral ones alone
+                    for batch_outcomes in runner.run(batches, run_config, progress, task):
+                        for outcome in batch_outcomes:
+                            outcomes[outcome.key] = outcome
+                            if not outcome.collateral:
+                                progress.advance(task)
+                        if any(o.interrupted for o in batch_outcomes):
+                            # Dagster turned Ctrl-C into a failed run; the user asked to
+                            # stop, not to go on with the next run.
+                            raise KeyboardInterrupt
+                    batches = singles([o.key for o in outcomes.values() if o.collateral])
+                    if not batches:
+                        break
+            except KeyboardInterrupt:  # between two runs, outside Dagster's handler
+                interrupted = True
+    ran = [outcomes[key] for key in keys if key in outcomes]
     return RunReport(
         title,
-        outcomes,
+        ran,
         time.perf_counter() - started,
-        not_started=keys[len(outcomes) :],
+        not_started=[key for key in keys if key not in outcomes],
         interrupted=interrupted,
+        runs=len(plan_batches(symbols, start, end)),
+        jobs=jobs,
     )
 
 
-def _execute(
-    job: dg.JobDefinition, key: str, run_config: dict, instance: dg.DagsterInstance
-) -> PartitionOutcome:
-    started = time.perf_counter()
-    result = job.execute_in_process(
-        partition_key=key,
-        instance=instance,
-        raise_on_error=False,
-        run_config=run_config,
-        tags={"marketlake/launched_by": "cli", **process_tags()},
-    )
-    seconds = time.perf_counter() - started
-    if not result.success:
-        failures = result.get_step_failure_events()
-        error = failures[0].step_failure_data.error if failures else None
-        if error is not None and was_interrupted(error):
-            return PartitionOutcome(
-                key, ok=False, seconds=seconds, error="interrupted", interrupted=True
-            )
-        message = root_cause(error) if error is not None else "failed"
-        return PartitionOutcome(key, ok=False, seconds=seconds, error=message)
-    materializations = [
-        event.step_materialization_data.materialization
-        for event in result.get_asset_materialization_events()
-    ]
-    metadata = {
-        m.asset_key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
-        for m in materializations
-    }
-    evaluations = result.get_asset_check_evaluations()
-    return PartitionOutcome(
-        key,
-        ok=True,
-        seconds=seconds,
-        metadata=metadata,
-        checks_passed=sum(e.passed for e in evaluations),
-        checks_failed=[e.check_name for e in evaluations if not e.passed],
-    )
+class _InProcess:
+    """Runs one after the other in this process (the default: `--jobs 1`)."""
+
+    def __init__(self, settings: Settings, job_name: str, instance: dg.DagsterInstance) -> None:
+        from orchestration.definitions import build_definitions
+
+        self.job = build_definitions(settings).resolve_job_def(job_name)
+        self.instance = instance
+
+    def __enter__(self) -> _InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def run(self, batches, run_config, progress, task) -> Iterator[list[PartitionOutcome]]:
+        for batch in batches:
+            progress.update(task, current=batch.label)
+            yield execute_batch(self.job, batch, run_config, self.instance)
 
 
-#: What Dagster raises in a step when the process gets SIGINT (Ctrl-C) during a run.
-INTERRUPTIONS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
+class _PoolRunner:
+    """Runs in `jobs` worker processes, each with its own Dagster job and instance handle.
+
+    Partitions of a table are disjoint Delta partitions, so concurrent runs commit
+    without conflicting (a lost commit race is retried by deltalake); the SQLite instance
+    takes their events one writer at a time.
+    """
+
+    def __init__(self, settings: Settings, job_name: str, jobs: int) -> None:
+        self.jobs = jobs
+        self.pool = ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(settings, job_name),
+        )
+
+    def __enter__(self) -> _PoolRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # On Ctrl-C the workers got SIGINT too (one process group): their runs end as
+        # interrupted; queued runs are dropped.
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def run(self, batches, run_config, progress, task) -> Iterator[list[PartitionOutcome]]:
+        pending = {self.pool.submit(_run_in_worker, batch, run_config): batch for batch in batches}
+        progress.update(task, current=f"{len(pending)} runs, {self.jobs} at a time")
+        for future in as_completed(pending):
+            yield future.result()
 
 
-def was_interrupted(error: Any) -> bool:
-    """Whether a step failed because the user pressed Ctrl-C, at any depth of the error."""
-    while error is not None:
-        if error.cls_name in INTERRUPTIONS:
-            return True
-        error = error.cause or error.context
-    return False
+_worker: tuple[dg.JobDefinition, dg.DagsterInstance] | None = None
 
 
-def root_cause(error: Any) -> str:
-    """The error the asset raised (under Dagster's wrappers), as `Type: message` on one line."""
-    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
-        error = error.cause
-    return " ".join(error.message.split())
+def _start_worker(settings: Settings, job_name: str) -> None:
+    from orchestration.definitions import build_definitions
+
+    global _worker
+    _worker = (build_definitions(settings).resolve_job_def(job_name), local_instance())
+
+
+def _run_in_worker(batch: RunBatch, run_config: dict) -> list[PartitionOutcome]:
+    assert _worker is not None, "worker not started"
+    job, instance = _worker
+    return execute_batch(job, batch, run_config, instance)

@@ -25,6 +25,8 @@ class PartitionOutcome:
     error: str | None = None
     interrupted: bool = False
     """Stopped by Ctrl-C while running: nothing of it was committed."""
+    collateral: bool = False
+    """Not built because its run failed for another instrument-day (retried on its own)."""
 
 
 @dataclass
@@ -35,6 +37,10 @@ class RunReport:
     not_started: list[str] = field(default_factory=list)
     """Partitions never run because the command was interrupted."""
     interrupted: bool = False
+    runs: int = 0
+    """Dagster runs the partitions were grouped into."""
+    jobs: int = 1
+    """Runs executed at a time."""
 
     @property
     def ok(self) -> bool:
@@ -48,6 +54,7 @@ class RunReport:
         failed = [o.key for o in self.outcomes if not o.ok and not o.interrupted]
         console.print(
             f"{len(self.outcomes)} partitions in {self.seconds:.1f}s"
+            + (f" ({self.runs} run{'s' if self.runs != 1 else ''})" if self.runs else "")
             + (f"; [red]{len(failed)} failed[/]" if failed else "")
         )
         if self.interrupted:

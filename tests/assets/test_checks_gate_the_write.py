@@ -25,7 +25,7 @@ from assets.trade_transforms import with_lake_keys
 from marketlake import schemas
 from marketlake.simulator import data
 from marketlake.simulator.formats import csv_bytes
-from orchestration.partition_runs import root_cause
+from orchestration.run_batches import root_cause
 
 DAY = dt.date(2024, 3, 1)
 KEY = f"{DAY}|BTCUSDT"

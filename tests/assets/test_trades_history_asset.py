@@ -13,7 +13,7 @@ from assets.trades_history import load_and_check_partition
 from marketlake.exchanges.binance.archive import BinanceArchive
 from marketlake.exchanges.binance.rest import BinanceRest
 from marketlake.lake import Lake
-from orchestration.partition_runs import root_cause
+from orchestration.run_batches import root_cause
 
 JOB = "trades_history_job"
 DAY = dt.date(2024, 3, 1)
