@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 
@@ -35,18 +36,36 @@ def marketlake(*args: str, sim: Simulator, cwd: Path) -> subprocess.CompletedPro
     )  # fmt: skip
 
 
-def test_backfill_lands_every_partition_and_prints_a_summary(sim, tmp_path):
+def test_backfill_lands_every_partition_in_a_run_per_symbol_and_prints_a_summary(sim, tmp_path):
     result = marketlake(
         "backfill", "BTCUSDT,ETHUSDT", "--start", "2024-03-01", "--end", "2024-03-02",
-        "--lake", "lake", sim=sim, cwd=tmp_path,
+        "--lake", "lake", "--jobs", "2", sim=sim, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert "4 partitions in 2 runs, 2 at a time" in " ".join(result.stderr.split())
     assert "12,000 rows" in result.stdout and "4 partitions in" in result.stdout
+    assert "(2 runs)" in result.stdout
     assert "2024-03-02|ETHUSDT" in result.stdout
     landed = pl.read_delta(str(tmp_path / "lake" / "trades_history"))
     assert landed.group_by("symbol", "date").len()["len"].to_list() == [3_000] * 4
-    # the runs are recorded in the local Dagster instance the UI reads
-    assert (tmp_path / ".dagster_home" / "history" / "runs.db").exists()
+    # the runs are recorded in the local Dagster instance the UI reads: one per symbol,
+    # each over that symbol's two days, each instrument-day materialized on its own
+    with dg.DagsterInstance.from_config(str(tmp_path / ".dagster_home")) as instance:
+        runs = instance.get_runs()
+        ranges = sorted(
+            (
+                r.tags["dagster/asset_partition_range_start"],
+                r.tags["dagster/asset_partition_range_end"],
+            )
+            for r in runs
+        )
+        assert ranges == [
+            ("2024-03-01|BTCUSDT", "2024-03-02|BTCUSDT"),
+            ("2024-03-01|ETHUSDT", "2024-03-02|ETHUSDT"),
+        ]
+        assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        materialized = instance.get_materialized_partitions(dg.AssetKey("trades_history"))
+        assert len(materialized) == 4
 
 
 def test_symbols_are_accepted_space_separated_with_a_rest_source(sim, tmp_path):
