@@ -26,6 +26,7 @@ BENCHMARKS = (
     "chart_queries",
     "compaction",
     "dagster_overhead",
+    "fleet",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

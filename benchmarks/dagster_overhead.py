@@ -3,9 +3,8 @@
 The same partitions (3 symbols x 60 small days of `trades_history`) three ways:
 
 - the bare work: `load_and_check_partition` per partition, in this process;
-- the CLI: `marketlake backfill` (Dagster in-process, one run per partition), its own
-  reported time, on the first `CLI_SAMPLE` partitions of one symbol (one run per partition
-  makes the whole set take ~15 minutes; the per-partition cost is flat);
+- the CLI: `marketlake backfill` (Dagster in-process, runs of up to 30 days of one
+  symbol), its own reported time, on the first `CLI_SAMPLE` partitions of one symbol;
 - the UI's path: `dagster dev` (webserver + daemon) on loopback, the backfill launched with
   the GraphQL mutation the "Launch backfill" dialog sends (`launchPartitionBackfill`),
   timed from the launch until the backfill reports COMPLETED_SUCCESS. The daemon batches
