@@ -18,6 +18,7 @@ from assets.partitioned import (
     PARTITIONS_PER_RUN,
     PartitionKey,
     PartitionResult,
+    PendingWrite,
     check_specs,
     materialize_partitions,
 )
@@ -246,18 +247,29 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
         archive, rest = binance.archive(), binance.rest()
 
         def work(key: PartitionKey) -> PartitionResult:
-            load, outcomes = load_and_check_partition(
-                key.symbol, key.date, lake=lake, archive=archive, rest=rest, source=config.source
+            """Fetch and check; the write joins the run's next commit (`COMMIT_ROWS`)."""
+            load = fetch_partition(
+                key.symbol, key.date, archive=archive, rest=rest, source=config.source
             )
-            verb = "written" if load.written else "refused by its checks, not written"
+            outcomes = check_partition(load)
+            passed = not blocking_failures(outcomes)
+            verb = "checked" if passed else "refused by its checks, not written"
             return PartitionResult(
                 metadata=load.metadata(),
                 outcomes=outcomes,
                 summary=f"{load.frame.height:,} rows from {load.source} {verb} "
                 f"in {load.seconds:.2f}s",
-                written=load.written,
+                written=passed,
+                pending=PendingWrite(
+                    TABLE,
+                    load.frame,
+                    {"exchange": EXCHANGE, "symbol": load.symbol, "date": load.date},
+                    schemas.MARKET_PARTITION_COLUMNS,
+                )
+                if passed
+                else None,
             )
 
-        yield from materialize_partitions(context, TRADES_HISTORY_CHECKS, work)
+        yield from materialize_partitions(context, TRADES_HISTORY_CHECKS, work, lake)
 
     return trades_history

@@ -106,6 +106,27 @@ class Lake:
             partition_by=list(partition_by),
         )
 
+    def replace_partitions(
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        partitions: Sequence[PartitionValues],
+        partition_by: Sequence[str],
+    ) -> int:
+        """Atomically replace exactly `partitions` of `table` with `frame` in one commit.
+
+        All of them or none: a reader sees every partition's old rows or every new one.
+        A partition with no rows in `frame` is emptied, as `replace_partition` does.
+        """
+        if not partitions:
+            raise ValueError("replace_partitions needs at least one partition")
+        if len(partitions) == 1:
+            return self.replace_partition(table, frame, partitions[0], partition_by)
+        predicate = " OR ".join(f"({partition_predicate(p)})" for p in partitions)
+        return self._write(
+            table, frame, mode="overwrite", predicate=predicate, partition_by=list(partition_by)
+        )
+
     def append(self, table: str, frame: pl.DataFrame, partition_by: Sequence[str]) -> int:
         """Append `frame` to `table` in one commit (creating the table on first use)."""
         return self._write(table, frame, mode="append", partition_by=list(partition_by))
