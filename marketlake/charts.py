@@ -62,7 +62,7 @@ def minute_bars(trades: pl.DataFrame, every: str = "1m") -> pl.DataFrame:
     `minute` whatever the length, as in every bars table.
     """
     if trades.is_empty():
-        return _empty_bars()
+        return empty_bars()
     return (
         trades.sort("ts", "trade_id")
         .group_by(minute=pl.col("ts").dt.truncate(every), maintain_order=True)
@@ -329,7 +329,7 @@ def _us(delta: dt.timedelta) -> int:
     return delta // dt.timedelta(microseconds=1)
 
 
-def _empty_bars() -> pl.DataFrame:
+def empty_bars() -> pl.DataFrame:
     return pl.DataFrame(
         schema={
             "minute": pl.Datetime("us", "UTC"),
