@@ -55,11 +55,7 @@ def spread_chart_metadata(spread: pl.DataFrame, key: PartitionKey) -> dict[str, 
     rows = charts.spread_points(spread)
     svg = charts.spread_chart(spread, title=f"{key.symbol} {key.date} spread and mid")
     metadata: dict[str, Any] = {
-        "trend": dg.MetadataValue.md(
-            charts.markdown_image(
-                charts.sparkline(_thin(rows["spread_bps"].to_list())), "spread, bps"
-            )
-        ),
+        "trend": _trend(_thin(rows["spread_bps"].to_list()), "spread, bps"),
         "chart": dg.MetadataValue.md(charts.markdown_image(svg, "spread and mid")),
     }
     if rows.height:
@@ -93,11 +89,16 @@ def _price_pictures(bars: pl.DataFrame, key: PartitionKey) -> dict[str, Any]:
         bars, title=f"{key.symbol} {key.date}", max_bars=CHART_BARS, width=560, height=220
     )
     return {
-        "trend": dg.MetadataValue.md(
-            charts.markdown_image(charts.sparkline(charts.daily_closes(bars)), "close")
-        ),
+        "trend": _trend(charts.daily_closes(bars), "close"),
         "chart": dg.MetadataValue.md(charts.markdown_image(svg, "close, running VWAP and volume")),
     }
+
+
+def _trend(values: list[float | None], alt: str) -> dg.MarkdownMetadataValue | None:
+    """The sparkline, or nothing for a day without values (an empty cell says nothing)."""
+    if not any(v is not None for v in values):
+        return None
+    return dg.MetadataValue.md(charts.markdown_image(charts.sparkline(values), alt))
 
 
 def _price_figures(bars: pl.DataFrame) -> dict[str, Any]:
