@@ -88,16 +88,15 @@ def _known_symbol(lake: Lake, exchange: str, symbol: str) -> str:
         raise CommandFailed(
             f"{lake.table_uri('bars_1m')} does not exist yet: run `marketlake build` first"
         )
-    held = lake.scan("bars_1m").select("exchange", "symbol", "date").unique().collect()
-    mine = held.filter(pl.col("symbol") == symbol, pl.col("exchange") == exchange)
-    if mine.is_empty():
-        symbols = sorted(set(held["symbol"]))
+    held = lake.partition_values("bars_1m", ("exchange", "symbol", "date"))  # the file index
+    days = sorted(d for e, s, d in held if (e, s) == (exchange, symbol))
+    if not days:
+        symbols = sorted({s for _, s, _ in held})
         raise UsageError(
             f"unknown symbol {symbol!r}: the lake's bars hold "
             + (", ".join(symbols) if symbols else "no symbol yet")
         )
-    first, last = mine["date"].min(), mine["date"].max()
-    return f"{mine.height} day(s) of {symbol}, {first} to {last}"
+    return f"{len(days)} day(s) of {symbol}, {days[0]} to {days[-1]}"
 
 
 def _day(lake: Lake, exchange: str, symbol: str, day: dt.date) -> DayData | None:
@@ -122,7 +121,11 @@ def _day(lake: Lake, exchange: str, symbol: str, day: dt.date) -> DayData | None
     if lake.exists("stream_events"):
         events = (
             lake.scan("stream_events", date=day)
-            .filter(pl.col("symbol") == symbol, pl.col("kind").str.starts_with("gap"))
+            .filter(
+                pl.col("exchange") == exchange,
+                pl.col("symbol") == symbol,
+                pl.col("kind").str.starts_with("gap"),
+            )
             .select("ts", "kind", "detail")
             .collect()
         )
