@@ -139,7 +139,12 @@ def running_vwap(bars: pl.DataFrame) -> pl.Series:
 
 
 def price_chart(
-    bars: pl.DataFrame, *, title: str = "", width: int = 560, height: int = 220, max_bars=None
+    bars: pl.DataFrame,
+    *,
+    title: str = "",
+    width: int = 560,
+    height: int = 220,
+    max_bars: int | None = None,
 ) -> str:
     """Close price and running VWAP over the day, volume bars beneath."""
     bars = _prepared(bars, max_bars)
@@ -165,7 +170,12 @@ def price_chart(
 
 
 def candle_chart(
-    bars: pl.DataFrame, *, title: str = "", width: int = 900, height: int = 320, max_bars=None
+    bars: pl.DataFrame,
+    *,
+    title: str = "",
+    width: int = 900,
+    height: int = 320,
+    max_bars: int | None = None,
 ) -> str:
     """OHLC candles (green up, red down) with the running VWAP, volume bars beneath."""
     bars = _prepared(bars, max_bars)
@@ -258,7 +268,12 @@ def spread_points(spread: pl.DataFrame) -> pl.DataFrame:
 
 
 def trade_count_chart(
-    bars: pl.DataFrame, *, title: str = "", width: int = 900, height: int = 180, max_bars=None
+    bars: pl.DataFrame,
+    *,
+    title: str = "",
+    width: int = 900,
+    height: int = 180,
+    max_bars: int | None = None,
 ) -> str:
     """Trades per bar: how busy each minute of the day was."""
     bars = _prepared(bars, max_bars)
@@ -339,7 +354,9 @@ def empty_bars() -> pl.DataFrame:
     )
 
 
-def _points(times: _Times, scale: _Scale, minutes: pl.Series, values) -> list[tuple[float, float]]:
+def _points(
+    times: _Times, scale: _Scale, minutes: pl.Series, values: pl.Series
+) -> list[tuple[float, float]]:
     """(x, y) of each bar's value at the middle of its bar; bars without a value are skipped."""
     return [
         (times.mid(t), scale(v))
@@ -453,7 +470,7 @@ class _Canvas:
             )
 
     def panels(self, shares: Sequence[float]) -> list[_Panel]:
-        left, right, bottom, gap = 62.0, self.width - 10.0, self.height - 30.0, 8.0
+        left, right, bottom, gap = 62.0, self.width - 10.0, self.height - 30.0, 12.0
         room = bottom - self.top - gap * (len(shares) - 1)
         panels, top = [], self.top
         for share in shares:

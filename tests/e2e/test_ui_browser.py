@@ -14,7 +14,7 @@ import re
 
 import polars as pl
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from support.browser import Steps, artifacts_dir, chromium_page, require_chromium
 from support.dagster_dev import dagster_dev, marketlake_cli, marketlake_env
 
@@ -269,7 +269,7 @@ def see_the_days_chart(page: Page, steps: Steps) -> None:
     page.get_by_role("dialog").get_by_role("button", name="Close").click()
 
 
-def natural_width(image) -> int:
+def natural_width(image: Locator) -> int:
     """The width the browser decoded the image at: 0 when it could not draw it."""
     image.evaluate("img => img.decode()")  # waits until decoded, rejects if it cannot be
     return image.evaluate("img => img.naturalWidth")
