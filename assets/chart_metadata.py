@@ -23,8 +23,9 @@ from assets.partitioned import PartitionKey
 from marketlake import charts
 from marketlake.lake import Lake
 
-#: Bars in a metadata chart: quarter-hours of a full day, which keeps it a few KB.
-CHART_BARS = 96
+#: Bars (or points) in a metadata chart: half-hours of a full day, which keeps a chart
+#: near 5 KB: it is stored with every materialization, four per instrument-day.
+CHART_BARS = 48
 
 
 def trades_chart_metadata(trades: pl.DataFrame, key: PartitionKey) -> dict[str, Any]:
@@ -53,7 +54,9 @@ def model_chart_metadata(
 
 def spread_chart_metadata(spread: pl.DataFrame, key: PartitionKey) -> dict[str, Any]:
     rows = charts.spread_points(spread)
-    svg = charts.spread_chart(spread, title=f"{key.symbol} {key.date} spread and mid")
+    svg = charts.spread_chart(
+        spread, title=f"{key.symbol} {key.date} spread and mid", max_points=CHART_BARS
+    )
     metadata: dict[str, Any] = {
         "trend": _trend(_thin(rows["spread_bps"].to_list()), "spread, bps"),
         "chart": dg.MetadataValue.md(charts.markdown_image(svg, "spread and mid")),

@@ -113,6 +113,22 @@ def coarser(bars: pl.DataFrame, max_bars: int) -> pl.DataFrame:
     )
 
 
+def _slice_means(rows: pl.DataFrame, max_points: int) -> pl.DataFrame:
+    """The means of every column over equal slices of time, at most `max_points` of them."""
+    length = bar_length(rows)
+    origin = rows["minute"].min()
+    span = rows["minute"].max() - origin + length
+    every = _us(length) * math.ceil(span / length / max_points)
+    offset = (pl.col("minute") - origin).dt.total_microseconds()
+    return (
+        rows.group_by(
+            minute=origin + pl.duration(microseconds=offset // every * every), maintain_order=True
+        )
+        .agg(pl.exclude("minute").mean())
+        .sort("minute")
+    )
+
+
 def bar_length(frame: pl.DataFrame) -> dt.timedelta:
     """The length of a frame's bars: the smallest spacing of `minute`, else one minute."""
     if frame.height < 2:
@@ -217,16 +233,24 @@ def candle_chart(
 
 
 def spread_chart(
-    spread: pl.DataFrame, *, title: str = "", width: int = 560, height: int = 220
+    spread: pl.DataFrame,
+    *,
+    title: str = "",
+    width: int = 560,
+    height: int = 220,
+    max_points: int | None = None,
 ) -> str:
     """Mid price above, the time-weighted spread in basis points of the mid beneath.
 
     Minutes without quote updates (only depth snapshots) have no spread in `spread_1m` and
-    are left out rather than drawn as zero.
+    are left out rather than drawn as zero. With `max_points`, longer days are drawn as the
+    means of equal time slices.
     """
     canvas = _Canvas(width, height, title)
     mid_panel, spread_panel = canvas.panels((0.55, 0.45))
     rows = spread_points(spread)
+    if max_points and rows.height > max_points:
+        rows = _slice_means(rows, max_points)
     times = _Times(rows)
     if rows.is_empty():
         return canvas.empty(mid_panel, spread_panel)

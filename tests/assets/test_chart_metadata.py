@@ -88,8 +88,8 @@ def test_trades_and_bars_show_the_days_price_chart_and_its_figures(day):
         assert isinstance(m["chart"], dg.MarkdownMetadataValue)
         chart = svg_of(m["chart"].value)
         (close,) = lines(chart, "close")
-        assert 1 < len(close.get("points").split()) <= 96  # a full day in quarter-hours
-        assert len(m["chart"].value) < 16_000  # a few KB in the event log, per partition
+        assert 1 < len(close.get("points").split()) <= 48  # a full day in half-hours
+        assert len(m["chart"].value) < 8_000  # a few KB in the event log, per partition
         trend = m["trend"].value
         assert len(trend) < charts.DAGSTER_INLINE_MARKDOWN  # drawn inside the metadata table
         assert lines(svg_of(trend), "line")
@@ -100,8 +100,10 @@ def test_the_spread_shows_mid_and_spread_and_its_mean_in_basis_points(day):
     m = metadata["spread_1m"]
     spread = lake.scan("spread_1m", symbol="BTCUSDT", date=DAY).collect()
     chart = svg_of(m["chart"].value)
-    assert len(lines(chart, "mid")[0].get("points").split()) == spread.height
-    assert len(lines(chart, "spread")[0].get("points").split()) == spread.height
+    assert spread.height == 1440  # a quote every five seconds, all day
+    assert len(lines(chart, "mid")[0].get("points").split()) == 48  # half-hour means
+    assert len(lines(chart, "spread")[0].get("points").split()) == 48
+    assert len(m["chart"].value) < 8_000
     bps = spread["spread_mean"] / spread["mid_price_mean"] * 1e4
     weights = spread["quotes"]
     assert m["spread_bps_mean"].value == pytest.approx((bps * weights).sum() / weights.sum())

@@ -157,6 +157,25 @@ def test_a_minute_without_quote_updates_is_left_out_of_the_spread_line(real_spre
     assert len(points(root, "spread")) == real_spread.height - 1
 
 
+def test_a_long_spread_day_is_drawn_as_the_means_of_equal_slices():
+    start = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    spread = pl.DataFrame(
+        {
+            "minute": [start + dt.timedelta(minutes=i) for i in range(1440)],
+            "mid_price_mean": [100.0 + i for i in range(1440)],
+            "spread_mean": [0.01] * 1440,
+            "spread_twa": [0.01] * 1440,
+        }
+    )
+    root = parse(charts.spread_chart(spread, max_points=48))
+    mids = points(root, "mid")
+    assert len(mids) == 48 and len(points(root, "spread")) == 48
+    full = points(parse(charts.spread_chart(spread)), "mid")
+    assert len(full) == 1440
+    # the first half-hour's mean mid (114.5) is drawn where the full line passes 114.5
+    assert mids[0][1] == pytest.approx((full[14][1] + full[15][1]) / 2, abs=0.11)
+
+
 @pytest.mark.parametrize(
     "draw",
     [charts.price_chart, charts.candle_chart, charts.trade_count_chart, charts.spread_chart],
