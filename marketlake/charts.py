@@ -83,15 +83,16 @@ def coarser(bars: pl.DataFrame, max_bars: int) -> pl.DataFrame:
     """At most `max_bars` bars, merged exactly (first open, last close, extremes, sums).
 
     A whole day of one-minute bars is 1,440 candles: more than a small chart has pixels.
-    Bars merge by a whole multiple of their own length, aligned to the first bar.
+    Bars merge by a whole multiple of their own length, counted from the UTC midnight of
+    the first bar, so a day's merged bars start at round times (00:00, 00:30, ...).
     """
     if bars.height <= max_bars:
         return bars
     length = bar_length(bars)
-    span = bars["minute"].max() - bars["minute"].min() + length
+    origin = _midnight(bars["minute"].min())
+    span = bars["minute"].max() - origin + length
     factor = math.ceil(span / length / max_bars)
     every = length * factor
-    origin = bars["minute"].min()
     how = {
         "open": pl.col("open").first(),
         "high": pl.col("high").max(),
@@ -116,7 +117,7 @@ def coarser(bars: pl.DataFrame, max_bars: int) -> pl.DataFrame:
 def _slice_means(rows: pl.DataFrame, max_points: int) -> pl.DataFrame:
     """The means of every column over equal slices of time, at most `max_points` of them."""
     length = bar_length(rows)
-    origin = rows["minute"].min()
+    origin = _midnight(rows["minute"].min())
     span = rows["minute"].max() - origin + length
     every = _us(length) * math.ceil(span / length / max_points)
     offset = (pl.col("minute") - origin).dt.total_microseconds()
@@ -127,6 +128,10 @@ def _slice_means(rows: pl.DataFrame, max_points: int) -> pl.DataFrame:
         .agg(pl.exclude("minute").mean())
         .sort("minute")
     )
+
+
+def _midnight(t: dt.datetime) -> dt.datetime:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def bar_length(frame: pl.DataFrame) -> dt.timedelta:
@@ -438,7 +443,7 @@ class _Times:
 
     def ticks(self) -> list[dt.datetime]:
         step = next((s for s in _TIME_STEPS if self.span / s <= 6), _TIME_STEPS[-1])
-        day = self.start.replace(hour=0, minute=0, second=0, microsecond=0)
+        day = _midnight(self.start)
         first = day + step * math.ceil((self.start - day) / step)
         return [first + step * i for i in range(int((self.end - first) / step) + 1)]
 

@@ -229,6 +229,9 @@ def test_a_whole_day_is_merged_into_at_most_max_bars_candles_exactly():
     assert merged.height == 144
     assert merged["trades"].to_list() == [20] * 144
     assert merged["high"][0] == max(p + 1 for p in prices[:10])
+    late = charts.coarser(bars.slice(7), 48)  # a day whose first trade came at 00:07
+    assert late["minute"][0] == start and late["minute"][1] == start + dt.timedelta(minutes=30)
+    assert late["open"][0] == prices[7] and late.height == 48
     root = parse(charts.candle_chart(bars, max_bars=144))
     assert segments(root, "wick") == 144
     labels = texts(root, "x-tick")
