@@ -1,8 +1,8 @@
 """`marketlake report` as a user runs it: a real process on a lake built by `daily_job`.
 
 The lake holds one day of BTCUSDT: the simulator's trades as the stream landed them, with
-a hole of 200 ids the `trades` asset fills from REST (the simulator on loopback), a day of
-quotes, and the lander's own `gap` / `gap_filled` events; `daily_job` ran on it against a
+a hole of 200 ids the `trades` asset fills from REST (the simulator on loopback), a quote
+a minute all day, and the lander's own `gap` / `gap_filled` events; `daily_job` ran on it against a
 Dagster home the command then reads, as the CLI and the UI share one.
 """
 
@@ -60,11 +60,8 @@ def built(tmp_path_factory) -> Built:
         first, last = truth["trade_id"][HOLE[0]], truth["trade_id"][HOLE[1]]
         landed = truth.filter(~pl.col("trade_id").is_between(first, last))
         lake.append("ticks_trades", _ticks(landed), schemas.MARKET_PARTITION_COLUMNS)
-        lake.append(
-            "ticks_quotes",
-            quotes_frame("binance", "BTCUSDT", DAY),
-            schemas.MARKET_PARTITION_COLUMNS,
-        )
+        quotes = quotes_frame("binance", "BTCUSDT", DAY).gather_every(12)  # one a minute
+        lake.append("ticks_quotes", quotes, schemas.MARKET_PARTITION_COLUMNS)
         lake.append("stream_events", _gap_events(first, last), schemas.EVENT_PARTITION_COLUMNS)
 
         instance = local_instance(folder / "home")
