@@ -19,7 +19,6 @@ from marketlake.lake import Lake
 from marketlake.schemas import normalize_symbol
 from orchestration.errors import CommandFailed, UsageError, one_line
 from orchestration.settings import Settings
-from orchestration.show import check_output
 
 #: More days than this make a page nobody scrolls through; a week is the usual ask.
 MAX_DAYS = 31
@@ -55,7 +54,10 @@ def write_report(
     path = Path(output) if output else default_output(symbol, start, end)
     if path.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"--out {path}: the report is HTML, give a .html file name")
-    check_output(path)
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a folder: give a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"--out {path}: folder {path.parent} does not exist")
 
     lake = Lake(settings.lake, settings.lake_storage_options)
     try:
@@ -74,9 +76,12 @@ def write_report(
         )
     _add_instance_records(settings, present)
     html = render(present, missing=missing)
+    partial = path.with_name(f".{path.name}.partial")  # a failed write leaves the old file
     try:
-        path.write_text(html, encoding="utf-8")
+        partial.write_text(html, encoding="utf-8")
+        partial.replace(path)
     except OSError as error:
+        partial.unlink(missing_ok=True)
         raise CommandFailed(f"cannot write {path}: {error.strerror or error}") from None
     return path, missing
 

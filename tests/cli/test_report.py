@@ -192,6 +192,7 @@ def test_a_range_with_a_day_not_built_reports_the_built_days_and_names_the_other
         (["BTCUSDT", "2024-13-01"], 2, "malformed date '2024-13-01'"),
         (["BTCUSDT", "2024-03-02", "--end", "2024-03-01"], 2, "--end 2024-03-01 is before"),
         (["BTCUSDT", "2024-03-01", "--out", "r.pdf"], 2, "give a .html file name"),
+        (["BTCUSDT", "2024-03-01", "--out", "no/r.html"], 2, "folder no does not exist"),
         (["BTC/USDT", "2024-03-01"], 2, "invalid Binance symbol 'BTC/USDT'"),
     ],
 )
