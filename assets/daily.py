@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from assets.chart_metadata import trades_chart_metadata
 from assets.daily_transforms import compact_quotes, merge_trades
 from assets.partitioned import (
     PARTITIONS_PER_RUN,
@@ -148,6 +149,7 @@ def build_trades_partition(
     stats = summarize(frame)
     seconds = time.perf_counter() - started
     metadata: dict[str, Any] = {
+        **trades_chart_metadata(frame, key),
         **{k: v for k, v in stats.items() if k not in ("first_ts", "last_ts")},
         "duplicates_removed": merged.duplicates_removed,
         "conflicts": merged.conflicts,

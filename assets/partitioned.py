@@ -342,12 +342,15 @@ def failure_reasons(message: str) -> dict[str, str]:
 
 
 def dagster_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Dagster metadata takes plain scalars; nested values are shown as JSON, dates as text."""
+    """Dagster metadata takes plain scalars; nested values are shown as JSON, dates as text,
+    and values already typed for Dagster (a chart's Markdown) as they are."""
     out: dict[str, Any] = {}
     for key, value in values.items():
         if value is None:
             continue
-        if isinstance(value, dict | list | tuple):
+        if isinstance(value, dg.MetadataValue):  # a record, hence a tuple: test it first
+            out[key] = value
+        elif isinstance(value, dict | list | tuple):
             out[key] = dg.MetadataValue.json(_jsonable(value))
         elif isinstance(value, dt.date | dt.datetime):
             out[key] = value.isoformat()

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 import dbt_like_sql as dls
+from assets.chart_metadata import model_chart_metadata
 from assets.partitioned import (
     PARTITIONS_PER_RUN,
     PartitionKey,
@@ -112,6 +113,7 @@ def run_model_partition(manifest: dls.Manifest, name: str, key: PartitionKey, la
     written = version is not None
     return PartitionResult(
         metadata={
+            **model_chart_metadata(name, frame, key, lake),
             "rows": frame.height,
             "delta_version": version,
             "duration_s": round(seconds, 3),

@@ -92,6 +92,22 @@ def _parser() -> argparse.ArgumentParser:
     _add_lake_argument(show)
     show.set_defaults(run=_run_show)
 
+    report = commands.add_parser(
+        "report",
+        help="write an instrument-day's charts, figures, gaps and checks as one HTML file",
+        description="A self-contained HTML report (inline SVG and CSS, opens offline) of "
+        "one symbol's day or days: candles with VWAP and volume, spread, trades per minute, "
+        "the day's gaps and their fills, and every check's latest result.",
+    )
+    report.add_argument("symbol")
+    report.add_argument("date", type=_date, help="the day, YYYY-MM-DD")
+    report.add_argument("--end", type=_date, help="last day, inclusive (default: the date)")
+    report.add_argument(
+        "--out", help="the HTML file (default ./report-SYMBOL-DATE.html)", dest="output"
+    )
+    _add_lake_argument(report)
+    report.set_defaults(run=_run_report)
+
     stream = commands.add_parser(
         "stream",
         help="land live trades, quotes and depth20 from a websocket into the lake",
@@ -293,6 +309,19 @@ def _run_show(args: argparse.Namespace) -> int:
         limit=args.limit,
         out=out,
     )
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from orchestration.day_report import write_report
+
+    path, missing = write_report(
+        _settings(args.lake), symbol=args.symbol, start=args.date, end=args.end, output=args.output
+    )
+    if missing:
+        days = ", ".join(day.isoformat() for day in missing)
+        console.print(f"[yellow]no data for {days}[/] (not built yet); the report leaves them out")
+    out.print(f"report written to {path.resolve()}", highlight=False, soft_wrap=True)
+    return 0
 
 
 def _run_vacuum(args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 A lake with one instrument-day from the command line, `dagster dev` (webserver + daemon) on
 loopback and the simulator as Binance; then, as the README directs: the Catalog,
 `trades_history`, its partitions, Materialize -> Launch backfill, Runs -> Backfills until it
-succeeds, the partition's metadata and checks, the lineage, the `stream_supervisor` sensor.
+succeeds, the partition's metadata and checks, the lineage, the chart on a `trades`
+materialization (the CLI also builds one day), the `stream_supervisor` sensor.
 Each step leaves a screenshot in tests/e2e/artifacts/ui_browser (or $MARKETLAKE_ARTIFACTS).
 """
 
@@ -13,7 +14,7 @@ import re
 
 import polars as pl
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from support.browser import Steps, artifacts_dir, chromium_page, require_chromium
 from support.dagster_dev import dagster_dev, marketlake_cli, marketlake_env
 
@@ -49,6 +50,7 @@ def test_a_user_backfills_partitions_in_the_browser_and_finds_rows_checks_lineag
         env = marketlake_env(sim.base_url, tmp_path, SYMBOLS)
         marketlake_cli(env, "symbols", "add", *SYMBOLS)
         marketlake_cli(env, "backfill", "BTCUSDT", "--start", CLI_DAY, "--end", CLI_DAY)
+        marketlake_cli(env, "build", "BTCUSDT", "--start", CLI_DAY)
 
         with dagster_dev(env, tmp_path / "dev.log") as url, chromium_page(artifacts) as page:
             steps = Steps(page, artifacts)
@@ -61,6 +63,7 @@ def test_a_user_backfills_partitions_in_the_browser_and_finds_rows_checks_lineag
             read_partition_metadata(page, steps, lake)
             read_the_checks(page, steps, lake)
             follow_the_lineage(page, steps)
+            see_the_days_chart(page, steps)
             open_the_stream_supervisor(page, steps)
 
     assert all(path.stat().st_size > 0 for path in steps.taken), steps.taken
@@ -242,6 +245,34 @@ def follow_the_lineage(page: Page, steps: Steps) -> None:
     expect(visible_text(page, "trades").first).to_be_visible()
     expect(page.get_by_text(f"{len(CHECKS)} / {len(CHECKS)} Passed")).to_be_visible()
     steps.shot("trades_history lineage")
+
+
+def see_the_days_chart(page: Page, steps: Steps) -> None:
+    """`trades`' latest materialization: its sparkline in the metadata table, its chart
+    behind "[Show Markdown]", both drawn from an SVG data URI."""
+    nav(page, "Catalog").click()
+    link(page, "trades").click()
+    expect(page.get_by_text(f"{CLI_DAY}|BTCUSDT").first).to_be_visible()
+    trend = page.get_by_role("row").filter(has=visible_text(page, "trend")).locator("img")
+    expect(trend).to_have_attribute("src", re.compile(r"^data:image/svg\+xml;base64,"))
+    assert natural_width(trend) > 0
+    for figure in ("close", "vwap", "high", "low", "trades"):
+        expect(visible_text(page, figure).first).to_be_visible()
+    steps.shot("trades trend")
+
+    chart_row = page.get_by_role("row").filter(has=visible_text(page, "chart"))
+    chart_row.get_by_text("[Show Markdown]").click()
+    chart = page.get_by_role("dialog").get_by_role("img", name="close, running VWAP and volume")
+    expect(chart).to_have_attribute("src", re.compile(r"^data:image/svg\+xml;base64,"))
+    assert natural_width(chart) > 0
+    steps.shot("trades chart")
+    page.get_by_role("dialog").get_by_role("button", name="Close").click()
+
+
+def natural_width(image: Locator) -> int:
+    """The width the browser decoded the image at: 0 when it could not draw it."""
+    image.evaluate("img => img.decode()")  # waits until decoded, rejects if it cannot be
+    return image.evaluate("img => img.naturalWidth")
 
 
 def open_the_stream_supervisor(page: Page, steps: Steps) -> None:
