@@ -90,3 +90,23 @@ def test_deribit_closes_a_connection_that_leaves_a_test_request_unanswered() -> 
             while True:
                 ws.recv(timeout=5)
         assert sim.stats.heartbeat_timeouts == 1
+
+
+@pytest.mark.parametrize("exchange", ["okx", "deribit"])
+def test_max_rate_frames_keep_a_verifiable_book_for_the_throughput_benchmark(exchange: str) -> None:
+    from marketlake.exchanges.feed import feed_for
+
+    instrument = "BTC-USDT" if exchange == "okx" else "BTC-PERPETUAL"
+    feed = feed_for(exchange)
+    [shard] = feed.shards("", [instrument])
+    parser = feed.parser([instrument])
+    records: list = []
+    with WsSimulator(CONFIG, max_rate=True) as sim:
+        url = sim.okx_url if exchange == "okx" else sim.deribit_url
+        with connect(url, max_size=None, close_timeout=0.5) as ws:  # it writes past a close
+            for message in shard.subscribe:
+                ws.send(message.decode())
+            for _ in range(400):
+                records += parser.parse(ws.recv(timeout=5), 0)
+    kinds = {type(r).__name__ for r in records}
+    assert {"Trade", "Quote", "Depth"} <= kinds and not kinds & {"BookEvent", "Reject"}

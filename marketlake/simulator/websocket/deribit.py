@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -62,8 +63,9 @@ class DeribitSession(Session):
         self.heartbeat_due = 0.0
         self.unanswered = False
 
-    async def run(self) -> None:
-        await self.while_reading(self._live)
+    async def run(self, sender: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Answer requests while `sender` (the live market by default) writes."""
+        await self.while_reading(sender or self._live)
 
     async def read(self) -> None:
         async for message in self.ws:
@@ -75,7 +77,9 @@ class DeribitSession(Session):
         reply |= {"usIn": us_in, "usOut": us_out, "usDiff": us_out - us_in, "testnet": False}
         await self.ws.send(orjson.dumps(reply), text=True)
 
-    async def _answer(self, us_in: int, message: str | bytes) -> None:
+    async def answer(self, request: tuple[int, str | bytes]) -> None:
+        """One request as it was received: (receive time in µs, frame)."""
+        us_in, message = request
         try:
             request = orjson.loads(message)
             method, request_id = request["method"], request.get("id")
@@ -125,7 +129,7 @@ class DeribitSession(Session):
         while True:
             await asyncio.sleep(sim.tick_s)
             while not self.requests.empty():
-                await self._answer(*self.requests.get_nowait())
+                await self.answer(self.requests.get_nowait())
             if sim.paused:
                 continue
             if self.dropping() or await self._heartbeat():

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -64,14 +65,15 @@ class OkxSession(Session):
         self.books: dict[str, SentBook] = {}
         self.last_quote: dict[str, int] = {}
 
-    async def run(self) -> None:
-        await self.while_reading(self._live)
+    async def run(self, sender: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Answer requests while `sender` (the live market by default) writes."""
+        await self.while_reading(sender or self._live)
 
     async def read(self) -> None:
         async for message in self.ws:
             await self.requests.put(message)
 
-    async def _answer(self, message: str | bytes) -> None:
+    async def answer(self, message: str | bytes) -> None:
         if message in ("ping", b"ping"):
             await self.ws.send("pong")
             return
@@ -115,7 +117,7 @@ class OkxSession(Session):
         while True:
             await asyncio.sleep(sim.tick_s)
             while not self.requests.empty():
-                await self._answer(self.requests.get_nowait())
+                await self.answer(self.requests.get_nowait())
             if sim.paused:
                 continue
             if self.dropping():

@@ -30,6 +30,10 @@ from marketlake.simulator.websocket.coinbase import CoinbaseSession
 from marketlake.simulator.websocket.deribit import DeribitSession
 from marketlake.simulator.websocket.faults import WsFaults, WsStats
 from marketlake.simulator.websocket.max_rate import send_max_rate, send_paced
+from marketlake.simulator.websocket.max_rate_venues import (
+    send_max_rate_deribit,
+    send_max_rate_okx,
+)
 from marketlake.simulator.websocket.okx import OkxSession
 from marketlake.simulator.websocket.replay import Replay
 
@@ -208,9 +212,13 @@ class WsSimulator:
             elif split.path == "/coinbase":
                 await CoinbaseSession(self, ws).run()
             elif split.path == OKX_PATH:
-                await OkxSession(self, ws).run()
+                okx = OkxSession(self, ws)
+                await okx.run(partial(send_max_rate_okx, okx) if self.max_rate else None)
             elif split.path == DERIBIT_PATH:
-                await DeribitSession(self, ws).run()
+                deribit = DeribitSession(self, ws)
+                await deribit.run(
+                    partial(send_max_rate_deribit, deribit) if self.max_rate else None
+                )
             else:
                 query = parse_qs(split.query)
                 streams = [s for s in query.get("streams", [""])[0].split("/") if s]
