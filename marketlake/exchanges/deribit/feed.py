@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 import orjson
 
-from marketlake.exchanges.book import BOOK_RESYNCED, BookEvent
+from marketlake.exchanges.book import BookEvent
 from marketlake.exchanges.deribit.books import resubscribe
 from marketlake.exchanges.deribit.websocket import DeribitParser, set_heartbeat, subscribe
 from marketlake.exchanges.feed import GapFiller, Parser, Record, Send, Shard
 from marketlake.exchanges.registry import DERIBIT
+from marketlake.exchanges.resubscribe import Resubscriptions
 
 #: Request ids of our own requests: set_heartbeat 1, subscribe 2, then these.
 _FIRST_REQUEST_ID = 100
@@ -33,6 +34,7 @@ class DeribitStreamParser(DeribitParser):
     def __init__(self, instruments: Sequence[str], depth_levels: int = 20) -> None:
         super().__init__(instruments, depth_levels)
         self._ids = itertools.count(_FIRST_REQUEST_ID, 2)
+        self.resubscriptions = Resubscriptions()
 
     def parse(self, raw: bytes | str, received_at_us: int) -> list[Record | BookEvent]:
         heartbeats = self.test_requests
@@ -41,12 +43,9 @@ class DeribitStreamParser(DeribitParser):
             test = {"jsonrpc": "2.0", "id": next(self._ids), "method": "public/test", "params": {}}
             records.append(Send((orjson.dumps(test),), "heartbeat test_request"))
             return records
-        for record in records:
-            if type(record) is BookEvent and record.kind != BOOK_RESYNCED:
-                reason = f"{record.kind} on {record.instrument}: fresh book snapshot"
-                messages = resubscribe(record.instrument, next(self._ids))
-                records.append(Send(messages, reason))
-                break  # a book push carries one instrument
+        for instrument in self.resubscriptions.due(records, received_at_us):
+            reason = f"{instrument}'s book is out of sync: fresh book snapshot"
+            records.append(Send(resubscribe(instrument, next(self._ids)), reason))
         return records
 
 

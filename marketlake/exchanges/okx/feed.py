@@ -5,7 +5,8 @@ One connection carries up to `OkxFeed.max_instruments_per_connection` instrument
 What the parser (`OkxParser`) cannot do on its own is answer: when a book leaves sync (a
 ``prevSeqId`` that does not chain, a checksum that does not match, an update it could not
 read) the stream parser here asks for the instrument's ``books`` to be unsubscribed and
-subscribed again, which makes OKX send a fresh snapshot; the book is back in sync with it.
+subscribed again, which makes OKX send a fresh snapshot; the book is back in sync with it
+(and asked again if no snapshot follows, `marketlake.exchanges.resubscribe`).
 The websocket is cut after 30 s without traffic, so the connection sends the text ``ping``
 (answered ``pong``) whenever it has heard nothing for `keepalive_after_s`.
 """
@@ -15,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from marketlake.exchanges.book import BOOK_RESYNCED, BookEvent
+from marketlake.exchanges.book import BookEvent
 from marketlake.exchanges.feed import GapFiller, Parser, Record, Send, Shard
 from marketlake.exchanges.okx.books import resubscribe
 from marketlake.exchanges.okx.websocket import CHANNELS, OkxParser, subscribe
 from marketlake.exchanges.registry import OKX
+from marketlake.exchanges.resubscribe import Resubscriptions
 
 #: OKX refuses a request frame above 64 KiB; 100 instruments x 3 channels stay far below.
 MAX_INSTRUMENTS_PER_CONNECTION = 100
@@ -28,13 +30,15 @@ MAX_INSTRUMENTS_PER_CONNECTION = 100
 class OkxStreamParser(OkxParser):
     """`OkxParser` plus the resubscription that follows a book leaving sync."""
 
+    def __init__(self, instruments: Sequence[str], depth_levels: int = 20) -> None:
+        super().__init__(instruments, depth_levels)
+        self.resubscriptions = Resubscriptions()
+
     def parse(self, raw: bytes | str, received_at_us: int) -> list[Record | BookEvent]:
         records = super().parse(raw, received_at_us)
-        for record in records:
-            if type(record) is BookEvent and record.kind != BOOK_RESYNCED:
-                reason = f"{record.kind} on {record.instrument}: fresh books snapshot"
-                records.append(Send(resubscribe(record.instrument), reason))
-                break  # one break per frame: a frame carries one instrument
+        for instrument in self.resubscriptions.due(records, received_at_us):
+            reason = f"{instrument}'s book is out of sync: fresh books snapshot"
+            records.append(Send(resubscribe(instrument), reason))
         return records
 
 
