@@ -9,9 +9,9 @@ there is one) in max-rate mode, pushing pre-encoded frames as fast as the socket
 per trade a best bid/ask, and every 10th a book (Binance trade + bookTicker + depth20;
 OKX trades + bbo-tbt + a checksummed ``books`` update; Deribit trades + quote + a chained
 ``book`` change, so the lander keeps, verifies and cuts a top 20 of a real book); the
-lander (pinned to one core) lands them into a temporary lake
-with the default flush settings. Reported: frames/s received and rows/s committed over the
-steady part of the run, and whether the writer kept up (pending rows at the end).
+lander (pinned to one core) lands them into a temporary lake with the default flush
+settings. Reported: frames/s received and rows/s committed over the steady part of the
+run, and frames per CPU-second of the lander (its figure for a core of its own).
 
 ``latency``: the live simulator at a realistic rate; for every trade, commit time of its
 Delta version minus the exchange's trade time (``T``, ms precision): what a reader polling
@@ -154,6 +154,9 @@ def throughput(
         "rows_landed": stats.rows_landed,
         "flushes": stats.flushes,
         "lander_cpu_percent": round(cpu_percent),
+        # What one core would land if the lander had it to itself (a shared machine gives
+        # it less): frames per CPU-second the lander used.
+        "frames_per_cpu_s": round(frames_per_s * 100 / cpu_percent) if cpu_percent > 0 else None,
         "simulator_cpu_s_per_s": round(sim_cpu / wall, 2) if sim_cpu is not None else None,
         "duplicates": stats.duplicates,
         "gaps": stats.gaps,
