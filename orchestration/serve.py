@@ -109,7 +109,9 @@ def simulator_environment(port: int) -> dict[str, str]:
         "MARKETLAKE_BINANCE_WS_URL": ws,
         "MARKETLAKE_COINBASE_WS_URL": f"{ws}/coinbase",
         "MARKETLAKE_OKX_WS_URL": f"{ws}/ws/v5/public",
+        "MARKETLAKE_OKX_REST_URL": http,
         "MARKETLAKE_DERIBIT_WS_URL": f"{ws}/ws/api/v2",
+        "MARKETLAKE_DERIBIT_REST_URL": http,
     }
 
 

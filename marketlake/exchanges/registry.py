@@ -158,7 +158,7 @@ OKX: Final = Venue(
     # hour per connection; a connection with no data for 30 s is cut (hence the "ping").
     limits=Limits(100, 2.0, (3, 1.0), idle_cutoff_s=30.0),
     feed_factory="marketlake.exchanges.okx.feed:OkxFeed",
-    gap_fill=None,
+    gap_fill="REST /api/v5/market/history-trades by trade id",
     channels=("trades", "bbo-tbt", "books"),
 )
 
@@ -176,7 +176,7 @@ DERIBIT: Final = Venue(
     # heartbeats is closed when a test_request goes unanswered.
     limits=Limits(100, 5.0, (20, 1.0)),
     feed_factory="marketlake.exchanges.deribit.feed:DeribitFeed",
-    gap_fill=None,
+    gap_fill="REST public/get_last_trades_by_instrument by trade_seq",
     channels=("trades.{}.raw", "quote.{}", "book.{}.raw"),
     _fixup=_deribit_fixup,
 )

@@ -23,6 +23,7 @@ from support.waiting import wait_until
 from marketlake import schemas
 from marketlake.exchanges.book import BOOK_CHECKSUM, BOOK_GAP, BOOK_RESYNCED
 from marketlake.lake import Lake
+from marketlake.simulator import Simulator, data
 from marketlake.simulator.book import depth_at, quote_at
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.websocket import WsFaults, WsSimulator
@@ -182,31 +183,43 @@ def test_a_broken_book_is_recorded_resubscribed_and_lands_only_the_venues_book(
 
 
 @pytest.mark.parametrize("exchange", ["okx", "deribit"])
-def test_a_dropped_connection_reconnects_to_fresh_snapshots_and_records_the_lost_trades(
+def test_a_dropped_connection_reconnects_to_fresh_snapshots_and_fills_the_lost_trades(
     exchange: str, tmp_path: Path, landing: Callable[..., Landing]
 ) -> None:
-    with simulator(exchange) as sim:
-        run = landing(stream_config(exchange, sim, tmp_path, gap_grace_s=0.1))
+    with simulator(exchange) as sim, Simulator(config_of(exchange)) as rest:
+        config = stream_config(exchange, sim, tmp_path, gap_grace_s=0.1, rest_url=rest.base_url)
+        run = landing(config)
         wait_until(lambda: run.runner.stats.rows_landed.get("ticks_depth", 0) > 0, 10, "depth")
         sim.drop_all()
         wait_until(lambda: run.runner.stats.reconnects >= 1, 10, "a reconnect")
-        time.sleep(1.0)
+        wait_until(lambda: run.runner.stats.gaps_filled >= 1, 10, "a gap filled from REST")
+        time.sleep(0.5)
         stats = drain(sim, run)
         snapshots = sim.stats.book_snapshots
-    kinds = Counter(table(tmp_path, "stream_events")["kind"])
+    events = table(tmp_path, "stream_events")
+    kinds = Counter(events["kind"])
     assert kinds["disconnect"] == kinds["reconnect"] == 1
     assert snapshots == 2 * len(VENUES[exchange])  # every book again on the new connection
     depth = assert_depth_is_the_venues_book(tmp_path, exchange)
-    reconnected = table(tmp_path, "stream_events").filter(pl.col("kind") == "reconnect")["ts"][0]
+    reconnected = events.filter(pl.col("kind") == "reconnect")["ts"][0]
     for symbol in VENUES[exchange]:
         later = depth.filter((pl.col("symbol") == symbol) & (pl.col("received_at") > reconnected))
         assert later.height >= 1, f"{symbol}: no book after the reconnect"
-    # Trades sent while the connection was down are lost to the stream: a recorded gap
-    # (no REST filler for this venue yet), never a silent hole.
-    gaps = table(tmp_path, "stream_events").filter(pl.col("kind") == "gap_not_filled")
-    assert gaps.height == stats.gaps
-    for detail in gaps["detail"]:
-        assert orjson.loads(detail)["why"] == "no REST filler for this exchange"
+    # The trades sent while the connection was down come from the venue's REST history:
+    # every id from the first landed to the last, with the universe's values.
+    assert stats.gaps == stats.gaps_filled == kinds["gap_filled"] >= 1
+    trades = table(tmp_path, "ticks_trades")
+    for symbol in VENUES[exchange]:
+        rows = trades.filter(pl.col("symbol") == symbol).sort("trade_id")
+        assert rows["trade_id"].is_unique().all()
+        first, last = rows["trade_id"][0], rows["trade_id"][-1]
+        truth = data.to_raw_trades(
+            data.trades_between_ids(symbol, first, last, config_of(exchange))
+        )
+        compared = ["trade_id", "price", "qty", "is_buyer_maker"]
+        assert rows.select(compared).equals(truth.select(compared))
+        assert (rows["ts"] == truth["ts"].dt.truncate("1ms")).all()  # the venues send ms
+    assert set(trades["source"]) == {"ws", "rest"}
 
 
 def test_okx_is_kept_alive_with_ping_while_the_market_is_quiet(

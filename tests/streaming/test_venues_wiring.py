@@ -157,3 +157,29 @@ def test_marketlake_stream_refuses_an_instrument_the_venue_cannot_have(tmp_path:
     )  # fmt: skip
     assert done.returncode == 2 and "invalid OKX instrument 'BTCUSDT'" in done.stderr
     assert not (tmp_path / "lake").exists()
+
+
+@pytest.mark.parametrize(("exchange", "count"), [("okx", 250), ("deribit", 2500)])
+def test_a_gap_is_fetched_back_page_by_page_from_the_venues_rest_history(
+    exchange: str, count: int
+) -> None:
+    from marketlake.exchanges.errors import RestError
+    from marketlake.simulator import Simulator, data
+
+    symbol = {"okx": "BTC-USDT", "deribit": "BTC-PERPETUAL"}[exchange]
+    config = SimConfig(seed=4, trades_per_day=86_400 * 20, symbols=(symbol,))
+    with Simulator(config) as rest:
+        filler = feed_for(exchange).gap_filler(rest.base_url, weight_limit=6000)
+        assert filler is not None
+        rest.faults.fail_5xx = 2  # retried, not given up
+        last = data.last_trade_id_at(symbol, data.to_us(rest.clock()), config) - 10
+        got = filler.trades_between_ids(symbol, last - count + 1, last)
+        with pytest.raises(RestError, match="refused the request") as refused:
+            filler.trades_between_ids("ZZZ-USDT", 1, 2)
+        assert "ZZZ-USDT" in str(refused.value)  # the instrument it was asked for
+    truth = data.to_raw_trades(data.trades_between_ids(symbol, last - count + 1, last, config))
+    assert got["trade_id"].to_list() == truth["trade_id"].to_list()
+    assert got.select("price", "qty", "is_buyer_maker").equals(
+        truth.select("price", "qty", "is_buyer_maker")
+    )
+    assert (got["ts"] == truth["ts"].dt.truncate("1ms")).all()

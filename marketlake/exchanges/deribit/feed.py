@@ -83,9 +83,9 @@ class DeribitFeed:
     def gap_filler(
         self, rest_url: str | None, *, weight_limit: int, budget: object | None = None
     ) -> GapFiller | None:
-        """None: a lost ``trade_seq`` range is recorded in `stream_events`, not fetched.
+        """`DeribitRest` (``get_last_trades_by_instrument``, by trade_seq); None without a URL."""
+        if rest_url is None:
+            return None
+        from marketlake.exchanges.deribit.rest import DeribitRest
 
-        (``public/get_last_trades_by_instrument`` pages by ``trade_seq`` and could fill it;
-        not wired yet.)
-        """
-        return None
+        return DeribitRest(rest_url)

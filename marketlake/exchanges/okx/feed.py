@@ -78,9 +78,9 @@ class OkxFeed:
     def gap_filler(
         self, rest_url: str | None, *, weight_limit: int, budget: object | None = None
     ) -> GapFiller | None:
-        """None: a lost range of trade ids is recorded in `stream_events`, not fetched.
+        """`OkxRest` (``/api/v5/market/history-trades``, by trade id); None without a URL."""
+        if rest_url is None:
+            return None
+        from marketlake.exchanges.okx.rest import OkxRest
 
-        (OKX's ``/api/v5/market/history-trades`` pages by trade id and could fill it; not
-        wired yet.)
-        """
-        return None
+        return OkxRest(rest_url)
