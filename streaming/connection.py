@@ -19,7 +19,8 @@ as the run lasts:
   shutdown notice), it is rolled over now;
 - **control frames** (subscribe messages, a book resubscription, an answer to a heartbeat,
   the keep-alive an exchange wants after a silence) go through one outbox per connection,
-  sent in order at the feed's control-message rate.
+  sent in order at the feed's control-message rate, an urgent one (a heartbeat answer)
+  ahead of what is queued.
 
 It knows no exchange: URLs and subscribe messages come from the `Shard`, frames go to a
 `FrameHandler` with the connection's own `Parser`.
@@ -126,6 +127,31 @@ class FrameHandler(Protocol):
     def event(self, kind: str, detail: dict[str, Any], symbol: str | None = None) -> None: ...
 
 
+class Outbox:
+    """Control frames waiting to be sent: FIFO, except that urgent ones go first."""
+
+    def __init__(self) -> None:
+        self._frames: collections.deque[bytes] = collections.deque()
+        self._ready = asyncio.Event()
+
+    def put(self, frames: tuple[bytes, ...], *, urgent: bool = False) -> None:
+        if urgent:
+            self._frames.extendleft(reversed(frames))
+        else:
+            self._frames.extend(frames)
+        if self._frames:
+            self._ready.set()
+
+    async def get(self) -> bytes:
+        while not self._frames:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._frames.popleft()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
 class _Live:
     """One open websocket and what is known about it."""
 
@@ -145,7 +171,7 @@ class _Live:
         self.reader: asyncio.Task[None] | None = None
         self.helpers: list[asyncio.Task[None]] = []
         #: Control frames to send, in order, at the feed's control-message rate.
-        self.outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self.outbox = Outbox()
         self.pinged_at = 0.0
 
 
@@ -311,8 +337,7 @@ class ShardConnection:
         live.helpers.append(
             asyncio.create_task(self._watchdog(live), name=f"ws-watchdog-{live.name}")
         )
-        for message in self.shard.subscribe:
-            live.outbox.put_nowait(message)
+        live.outbox.put(self.shard.subscribe)
         live.helpers.append(asyncio.create_task(self._sender(live), name=f"ws-send-{live.name}"))
         return live
 
@@ -343,8 +368,7 @@ class ShardConnection:
                 live.frames += 1
                 resync = land(name, parser, raw, received_at_us)
                 if type(resync) is Send:
-                    for message in resync.messages:
-                        live.outbox.put_nowait(message)
+                    live.outbox.put(resync.messages, urgent=resync.urgent)
                 elif resync is not None:
                     self._handler.event(
                         "resync",
@@ -370,7 +394,7 @@ class ShardConnection:
             pinged = live.pinged_at >= live.last_frame  # once per silence
             if keepalive is not None and silent > keepalive_after and not pinged:
                 live.pinged_at = now
-                live.outbox.put_nowait(keepalive)
+                live.outbox.put((keepalive,), urgent=True)
             if silent > timeout:
                 live.reason = f"silent for {silent:.1f} s"
                 self._handler.event("watchdog", {"conn": live.name, "silent_s": round(silent, 3)})

@@ -124,7 +124,9 @@ class Lander:
                 if resync is None:
                     resync = record
                 elif type(resync) is Send:
-                    resync = Send(resync.messages + record.messages, resync.reason)
+                    first, then = (record, resync) if record.urgent else (resync, record)
+                    urgent = resync.urgent or record.urgent
+                    resync = Send(first.messages + then.messages, first.reason, urgent)
         return resync
 
     def book_event(self, event: BookEvent) -> None:

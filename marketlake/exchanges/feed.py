@@ -85,10 +85,15 @@ class Resync(NamedTuple):
 
 class Send(NamedTuple):
     """Frames the connection must send now, in order: an answer the exchange waits for (a
-    Deribit ``test_request``) or a resubscription that brings a fresh book snapshot."""
+    Deribit ``test_request``) or a resubscription that brings a fresh book snapshot.
+
+    ``urgent`` frames go ahead of everything queued (an answer the exchange closes the
+    connection without must not wait behind a hundred resubscriptions).
+    """
 
     messages: tuple[bytes, ...]
     reason: str
+    urgent: bool = False
 
 
 Record = Trade | Quote | Depth | Reject | Resync | Send

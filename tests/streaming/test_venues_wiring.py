@@ -183,3 +183,24 @@ def test_a_gap_is_fetched_back_page_by_page_from_the_venues_rest_history(
         truth.select("price", "qty", "is_buyer_maker")
     )
     assert (got["ts"] == truth["ts"].dt.truncate("1ms")).all()
+
+
+def test_an_urgent_control_frame_goes_ahead_of_queued_resubscriptions() -> None:
+    import asyncio
+
+    from streaming.connection import Outbox
+
+    async def drain() -> list[bytes]:
+        outbox = Outbox()
+        outbox.put((b"unsubscribe A", b"subscribe A"))
+        outbox.put((b"unsubscribe B", b"subscribe B"))
+        outbox.put((b"public/test",), urgent=True)
+        return [await outbox.get() for _ in range(len(outbox))]
+
+    assert asyncio.run(drain()) == [
+        b"public/test",
+        b"unsubscribe A",
+        b"subscribe A",
+        b"unsubscribe B",
+        b"subscribe B",
+    ]

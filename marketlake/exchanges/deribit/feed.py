@@ -41,7 +41,7 @@ class DeribitStreamParser(DeribitParser):
         records = super().parse(raw, received_at_us)
         if self.test_requests != heartbeats:
             test = {"jsonrpc": "2.0", "id": next(self._ids), "method": "public/test", "params": {}}
-            records.append(Send((orjson.dumps(test),), "heartbeat test_request"))
+            records.append(Send((orjson.dumps(test),), "heartbeat test_request", urgent=True))
             return records
         for instrument in self.resubscriptions.due(records, received_at_us):
             reason = f"{instrument}'s book is out of sync: fresh book snapshot"
