@@ -73,7 +73,7 @@ class Venue:
     #: The venue's channels landed into ticks_trades / ticks_quotes / ticks_depth.
     channels: tuple[str, str, str]
     #: Upper-cases a user's spelling; venues with lower-case parts fix them up after.
-    _fixup: Callable[[str], str] | None = None
+    fixup: Callable[[str], str] | None = None
 
     def normalize_symbol(self, symbol: str) -> str:
         """The venue's spelling of ``symbol``, or `InvalidSymbolError` naming it and the venue.
@@ -86,8 +86,8 @@ class Venue:
         if not isinstance(symbol, str):
             raise InvalidSymbolError(f"symbol must be a string, got {type(symbol).__name__}")
         candidate = symbol.strip().upper()
-        if self._fixup is not None:
-            candidate = self._fixup(candidate)
+        if self.fixup is not None:
+            candidate = self.fixup(candidate)
         if not self.syntax.fullmatch(candidate):
             raise InvalidSymbolError(
                 f"invalid {self.title} instrument {symbol!r}: expected like {self.example}"
@@ -178,7 +178,7 @@ DERIBIT: Final = Venue(
     feed_factory="marketlake.exchanges.deribit.feed:DeribitFeed",
     gap_fill="REST public/get_last_trades_by_instrument by trade_seq",
     channels=("trades.{}.raw", "quote.{}", "book.{}.raw"),
-    _fixup=_deribit_fixup,
+    fixup=_deribit_fixup,
 )
 
 #: Every venue by name, in the order commands list them.
