@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
+from marketlake.exchanges.registry import VENUES
 from marketlake.schemas import InvalidSymbolError, parse_symbols
 from orchestration.errors import CommandFailed, UsageError
 
@@ -113,8 +114,12 @@ def _parser() -> argparse.ArgumentParser:
         help="land live trades, quotes and depth20 from a websocket into the lake",
         description="Land live ticks until --duration ends, Ctrl-C or SIGTERM (buffers flushed).",
     )
-    stream.add_argument("symbols", nargs="+", help="BTCUSDT ETHUSDT, or BTC-USD for Coinbase")
-    stream.add_argument("--exchange", choices=("binance", "coinbase"), default="binance")
+    stream.add_argument(
+        "symbols",
+        nargs="+",
+        help="BTCUSDT ETHUSDT; BTC-USD (Coinbase), BTC-USDT (OKX), BTC-PERPETUAL (Deribit)",
+    )
+    stream.add_argument("--exchange", choices=tuple(VENUES), default="binance")
     stream.add_argument(
         "--duration", type=_positive_seconds, default=None, help="seconds (default: forever)"
     )
@@ -280,9 +285,9 @@ def _exit_status(report) -> int:
 
 
 def _run_stream(args: argparse.Namespace) -> int:
-    from orchestration.stream_cli import print_stats, stream
+    from orchestration.stream_cli import parse_stream_symbols, print_stats, stream
 
-    symbols = parse_symbols(args.symbols, args.exchange)
+    symbols = parse_stream_symbols(args.symbols, args.exchange)
     stats = stream(
         _settings(args.lake),
         symbols,

@@ -76,7 +76,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ],
         sensors=[
             build_symbols_sensor(settings.symbols),
-            build_stream_supervisor(settings.stream_stale_after_s),
+            build_stream_supervisor(
+                settings.stream_stale_after_s,
+                settings.stream_exchanges,
+                dict(settings.stream_symbols),
+            ),
         ],
         resources=build_resources(settings),
     )

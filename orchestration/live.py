@@ -3,8 +3,10 @@
 The job's op runs the streaming lander (streaming/, which knows nothing of Dagster) in a
 thread for a bounded window (until the next UTC midnight, or `max_seconds`), reports
 progress as observations of the live tables, and flushes before it ends — also when the
-run is terminated. The sensor keeps exactly one such run alive: it launches one when none
-is running and replaces a run whose heartbeat (the lander's state file) has gone stale.
+run is terminated. The sensor keeps exactly one such run alive per configured venue
+(`MARKETLAKE_STREAM_EXCHANGES`): it launches one when none is running and replaces a run
+whose heartbeat (the lander's state file) has gone stale. Each run is tagged with its
+venue, so the queued run coordinator's tag limit keeps two runs of one venue apart.
 """
 
 import datetime as dt
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from marketlake.exchanges.registry import partition_venue, venue
 from marketlake.lake import Lake
 from orchestration.partitions import symbol_partitions
 from orchestration.resources import LiveEndpoints
@@ -31,7 +34,8 @@ ALIVE = [
 
 
 class StreamOpConfig(dg.Config):
-    """What one stream run lands; empty symbols = every symbol partition of the exchange."""
+    """What one stream run lands: a venue of `marketlake.exchanges.registry` and its
+    instruments; empty symbols = the venue's symbol partitions (Binance and Coinbase)."""
 
     exchange: str = "binance"
     symbols: list[str] = []  # noqa: RUF012 - pydantic copies defaults
@@ -54,9 +58,13 @@ def stream_window(now: dt.datetime, max_seconds: float | None) -> float:
 def stream_symbols(
     exchange: str, configured: Sequence[str], partitions: Sequence[str]
 ) -> list[str]:
-    """The run's symbols: those configured, else the exchange's symbol partitions."""
-    chosen = configured or [s for s in partitions if ("-" in s) == (exchange == "coinbase")]
-    return sorted(set(chosen))
+    """The run's symbols: those configured (checked against the venue's syntax), else the
+    symbol partitions that belong to the venue (`registry.partition_venue`: none of OKX's or
+    Deribit's, whose instruments are always configured)."""
+    chosen = venue(exchange)
+    if configured:
+        return sorted({chosen.normalize_symbol(s) for s in configured})
+    return sorted({s for s in partitions if partition_venue(s) == chosen.name})
 
 
 def build_stream_job() -> dg.JobDefinition:
@@ -78,7 +86,11 @@ def build_stream_job() -> dg.JobDefinition:
             context.instance.get_dynamic_partitions(symbol_partitions.name),
         )
         if not symbols:
-            raise dg.Failure("no symbols to stream: `marketlake symbols add BTCUSDT` first")
+            raise dg.Failure(
+                f"no {config.exchange} symbols to stream: configure them "
+                f"(MARKETLAKE_{config.exchange.upper()}_SYMBOLS, or the run's `symbols`)"
+                + (", or `marketlake symbols add`" if config.exchange == "binance" else "")
+            )
         window = stream_window(dt.datetime.now(dt.UTC), config.max_seconds)
         runner = StreamRunner(
             live.stream_config(
@@ -200,47 +212,78 @@ def heartbeat_age(lake: Lake, name: str, now: dt.datetime) -> float | None:
 
 
 def build_stream_supervisor(
-    stale_after_s: float = 120.0, exchange: str = "binance"
+    stale_after_s: float = 120.0,
+    exchanges: Sequence[str] = ("binance",),
+    symbols: dict[str, Sequence[str]] | None = None,
 ) -> dg.SensorDefinition:
+    """The sensor keeping one healthy `stream_ticks` run per venue in ``exchanges``;
+    ``symbols`` are the instruments a venue's runs land (default: its symbol partitions)."""
+    venues = [venue(e).name for e in exchanges]
+    configured = {name: list((symbols or {}).get(name, ())) for name in venues}
+
     @dg.sensor(
         name="stream_supervisor",
         job_name=JOB_NAME,
         minimum_interval_seconds=30,
         description=(
-            "Keeps exactly one stream_ticks run alive: launches one when none runs, "
-            f"replaces one whose heartbeat is older than {stale_after_s:.0f}s, never "
-            "starts a second beside a healthy one."
+            f"Keeps exactly one stream_ticks run alive per venue ({', '.join(venues)}): "
+            "launches one when none runs, replaces one whose heartbeat is older than "
+            f"{stale_after_s:.0f}s, never starts a second beside a healthy one."
         ),
     )
     def stream_supervisor(context: dg.SensorEvaluationContext, lake: dg.ResourceParam[Lake]):
         now = dt.datetime.now(dt.UTC)
         alive = context.instance.get_runs(filters=dg.RunsFilter(job_name=JOB_NAME, statuses=ALIVE))
-        if not alive:
-            return dg.RunRequest(
-                run_key=f"stream-{now.isoformat()}",
-                tags={STREAM_TAG: exchange},
-            )
-        newest, *extra = sorted(alive, key=lambda r: _started(context, r), reverse=True)
-        for run in extra:
-            _end(context, run, "a newer stream run is alive")
-        age = heartbeat_age(lake, exchange, now)
-        started = _started(context, newest)
-        since_start = now.timestamp() - started
-        if age is None and since_start <= stale_after_s:
-            return dg.SkipReason(f"run {newest.run_id[:8]} is starting ({since_start:.0f}s)")
-        if age is not None and age <= stale_after_s:
-            return dg.SkipReason(f"run {newest.run_id[:8]} is healthy (heartbeat {age:.0f}s ago)")
-        reason = (
-            f"no heartbeat {since_start:.0f}s after start"
-            if age is None
-            else f"heartbeat {age:.0f}s old (limit {stale_after_s:.0f}s)"
-        )
-        _end(context, newest, reason)
-        return dg.SkipReason(
-            f"terminated stale run {newest.run_id[:8]}: {reason}; a new one starts next tick"
-        )
+        requests, skips = [], []
+        for name in venues:
+            mine = [r for r in alive if r.tags.get(STREAM_TAG, "binance") == name]
+            outcome = _supervise(context, lake, name, mine, now, stale_after_s)
+            if outcome is None:
+                op_config = {"exchange": name, "symbols": configured[name]}
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"stream-{name}-{now.isoformat()}",
+                        tags={STREAM_TAG: name},
+                        run_config={"ops": {"land_ticks": {"config": op_config}}},
+                    )
+                )
+            else:
+                skips.append(outcome if len(venues) == 1 else f"{name}: {outcome}")
+        if requests:
+            return dg.SensorResult(run_requests=requests)
+        return dg.SkipReason("; ".join(skips))
 
     return stream_supervisor
+
+
+def _supervise(
+    context: dg.SensorEvaluationContext,
+    lake: Lake,
+    exchange: str,
+    alive: Sequence[dg.DagsterRun],
+    now: dt.datetime,
+    stale_after_s: float,
+) -> str | None:
+    """None: launch a run for ``exchange``; else why not (and end the runs that must go)."""
+    if not alive:
+        return None
+    newest, *extra = sorted(alive, key=lambda r: _started(context, r), reverse=True)
+    for run in extra:
+        _end(context, run, "a newer stream run is alive")
+    age = heartbeat_age(lake, exchange, now)
+    started = _started(context, newest)
+    since_start = now.timestamp() - started
+    if age is None and since_start <= stale_after_s:
+        return f"run {newest.run_id[:8]} is starting ({since_start:.0f}s)"
+    if age is not None and age <= stale_after_s:
+        return f"run {newest.run_id[:8]} is healthy (heartbeat {age:.0f}s ago)"
+    reason = (
+        f"no heartbeat {since_start:.0f}s after start"
+        if age is None
+        else f"heartbeat {age:.0f}s old (limit {stale_after_s:.0f}s)"
+    )
+    _end(context, newest, reason)
+    return f"terminated stale run {newest.run_id[:8]}: {reason}; a new one starts next tick"
 
 
 def _started(context: dg.SensorEvaluationContext, run: dg.DagsterRun) -> float:

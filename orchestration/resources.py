@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
+from marketlake.exchanges.registry import DERIBIT, OKX, venue
 from marketlake.lake import Lake
 from orchestration.settings import COINBASE_WS_URL, Settings
+
+#: (exchange, websocket URL, REST URL) of the venues beyond Binance and Coinbase.
+OTHER_VENUES = tuple(
+    (v.name, v.ws.default, v.rest.default if v.rest else None) for v in (OKX, DERIBIT)
+)
 
 if TYPE_CHECKING:
     from streaming import StreamConfig
@@ -22,10 +28,20 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LiveEndpoints:
-    """Where the live feeds are reached: each exchange's websocket, Binance's REST for gaps."""
+    """Where the live feeds are reached: each venue's websocket, and its REST API for gaps."""
 
     binance: BinanceEndpoints = field(default_factory=BinanceEndpoints)
     coinbase_ws_url: str = COINBASE_WS_URL
+    others: tuple[tuple[str, str, str | None], ...] = OTHER_VENUES
+
+    def urls(self, exchange: str) -> tuple[str, str | None]:
+        """(websocket URL, REST URL or None) of ``exchange``; an unknown one is refused."""
+        name = venue(exchange).name
+        if name == "binance":
+            return self.binance.ws_url, self.binance.rest_url
+        if name == "coinbase":
+            return self.coinbase_ws_url, None
+        return next((ws, rest) for other, ws, rest in self.others if other == name)
 
     def stream_config(
         self, exchange: str, symbols: Sequence[str], lake: Lake, **options: Any
@@ -37,13 +53,13 @@ class LiveEndpoints:
         """
         from streaming import StreamConfig
 
-        binance = exchange == "binance"
+        ws_url, rest_url = self.urls(exchange)
         return StreamConfig(
-            exchange=exchange,
+            exchange=venue(exchange).name,
             symbols=list(symbols),
-            ws_url=self.binance.ws_url if binance else self.coinbase_ws_url,
+            ws_url=ws_url,
             lake=lake.uri,
-            rest_url=self.binance.rest_url if binance else None,
+            rest_url=rest_url,
             lake_storage_options=lake.storage_options,
             rest_weight_limit=self.binance.weight_limit,
             **options,
@@ -60,7 +76,11 @@ def binance_endpoints(settings: Settings) -> BinanceEndpoints:
 
 
 def live_endpoints(settings: Settings) -> LiveEndpoints:
-    return LiveEndpoints(binance_endpoints(settings), settings.coinbase_ws_url)
+    others = (
+        ("okx", settings.okx_ws_url, settings.okx_rest_url),
+        ("deribit", settings.deribit_ws_url, settings.deribit_rest_url),
+    )
+    return LiveEndpoints(binance_endpoints(settings), settings.coinbase_ws_url, others)
 
 
 def lake_of(settings: Settings) -> Lake:
@@ -81,6 +101,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ResourceDefinition]:
         ),
         "live": dg.ResourceDefinition.hardcoded_resource(
             live,
-            description=f"websockets: Binance {binance.ws_url}, Coinbase {live.coinbase_ws_url}",
+            description=f"websockets: Binance {binance.ws_url}, Coinbase {live.coinbase_ws_url}, "
+            + ", ".join(f"{name} {ws}" for name, ws, _rest in live.others),
         ),
     }

@@ -34,7 +34,11 @@ def serve_simulator(
         **({"seed": seed} if seed is not None else {}),
     )
     with WsSimulator(config, port=port + 1) as ws:
-        print(f"  websocket: {ws.url}/stream (Binance), {ws.coinbase_url} (Coinbase)", flush=True)
+        print(
+            f"  websocket: {ws.url}/stream (Binance), {ws.coinbase_url} (Coinbase), "
+            f"{ws.okx_url} (OKX), {ws.deribit_url} (Deribit)",
+            flush=True,
+        )
         run(port=port, config=config)
 
 
@@ -104,6 +108,10 @@ def simulator_environment(port: int) -> dict[str, str]:
         "MARKETLAKE_BINANCE_REST_URL": http,
         "MARKETLAKE_BINANCE_WS_URL": ws,
         "MARKETLAKE_COINBASE_WS_URL": f"{ws}/coinbase",
+        "MARKETLAKE_OKX_WS_URL": f"{ws}/ws/v5/public",
+        "MARKETLAKE_OKX_REST_URL": http,
+        "MARKETLAKE_DERIBIT_WS_URL": f"{ws}/ws/api/v2",
+        "MARKETLAKE_DERIBIT_REST_URL": http,
     }
 
 
@@ -121,6 +129,8 @@ def start_simulators(port: int) -> list:
         "MARKETLAKE_BINANCE_REST_URL": http.base_url,
         "MARKETLAKE_BINANCE_WS_URL": ws.url,
         "MARKETLAKE_COINBASE_WS_URL": ws.coinbase_url,
+        "MARKETLAKE_OKX_WS_URL": ws.okx_url,
+        "MARKETLAKE_DERIBIT_WS_URL": ws.deribit_url,
     }
     if any(expected[name] != url for name, url in actual.items()):
         raise RuntimeError(f"the simulator serves {actual}, not {expected}")

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from marketlake.exchanges.binance.endpoints import ARCHIVE_URL, REST_URL, WS_URL
+from marketlake.exchanges.registry import COINBASE, DERIBIT, OKX, VENUES
 from marketlake.lake import s3_storage_options  # lives beside Lake, which also uses it
 from marketlake.schemas import parse_symbols
 
-COINBASE_WS_URL = "wss://advanced-trade-ws.coinbase.com"
+COINBASE_WS_URL = COINBASE.ws.default
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,15 @@ class Settings:
     binance_rest_url: str = REST_URL
     binance_ws_url: str = WS_URL
     coinbase_ws_url: str = COINBASE_WS_URL
+    okx_ws_url: str = OKX.ws.default
+    okx_rest_url: str = OKX.rest.default  # type: ignore[union-attr]
+    deribit_ws_url: str = DERIBIT.ws.default
+    deribit_rest_url: str = DERIBIT.rest.default  # type: ignore[union-attr]
+    #: The venues `stream_supervisor` keeps a stream run alive for (`MARKETLAKE_STREAM_EXCHANGES`).
+    stream_exchanges: tuple[str, ...] = ("binance",)
+    #: Instruments streamed per venue when a run names none (`MARKETLAKE_<VENUE>_SYMBOLS`);
+    #: Binance and Coinbase fall back to the symbol partitions.
+    stream_symbols: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     rest_weight_limit: int = 6000
     start_date: dt.date = dt.date(2024, 1, 1)
     symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
@@ -63,13 +73,42 @@ class Settings:
             ) from error
         symbols = tuple(parse_symbols([get("MARKETLAKE_SYMBOLS", ",".join(defaults.symbols))]))
         lake = get("MARKETLAKE_LAKE", defaults.lake)
+        exchanges = tuple(
+            e.strip().lower()
+            for e in get("MARKETLAKE_STREAM_EXCHANGES", ",".join(defaults.stream_exchanges)).split(
+                ","
+            )
+            if e.strip()
+        )
+        unknown = [e for e in exchanges if e not in VENUES]
+        if unknown:
+            raise ValueError(
+                f"MARKETLAKE_STREAM_EXCHANGES: unknown exchange {unknown[0]!r}; "
+                f"expected some of {', '.join(VENUES)}"
+            )
+        stream_symbols: dict[str, tuple[str, ...]] = {}
+        for name, venue in VENUES.items():
+            variable = f"MARKETLAKE_{name.upper()}_SYMBOLS"
+            text = get(variable, "")
+            try:
+                chosen = [venue.normalize_symbol(s) for s in text.replace(" ", ",").split(",") if s]
+            except ValueError as error:
+                raise ValueError(f"{variable}: {error}") from error
+            if chosen:
+                stream_symbols[name] = tuple(dict.fromkeys(chosen))
         return cls(
             lake=lake,
             lake_storage_options=s3_storage_options(env) if lake.startswith("s3://") else {},
             binance_archive_url=get("MARKETLAKE_BINANCE_ARCHIVE_URL", defaults.binance_archive_url),
             binance_rest_url=get("MARKETLAKE_BINANCE_REST_URL", defaults.binance_rest_url),
             binance_ws_url=get("MARKETLAKE_BINANCE_WS_URL", defaults.binance_ws_url),
-            coinbase_ws_url=get("MARKETLAKE_COINBASE_WS_URL", defaults.coinbase_ws_url),
+            coinbase_ws_url=get(COINBASE.ws.env, defaults.coinbase_ws_url),
+            okx_ws_url=get(OKX.ws.env, defaults.okx_ws_url),
+            okx_rest_url=get(OKX.rest.env, defaults.okx_rest_url),  # type: ignore[union-attr]
+            deribit_ws_url=get(DERIBIT.ws.env, defaults.deribit_ws_url),
+            deribit_rest_url=get(DERIBIT.rest.env, defaults.deribit_rest_url),  # type: ignore[union-attr]
+            stream_exchanges=exchanges,
+            stream_symbols=stream_symbols,
             rest_weight_limit=weight_limit,
             start_date=start_date,
             symbols=symbols,

@@ -10,8 +10,9 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from marketlake.exchanges.registry import VENUES
 from marketlake.lake import Lake
-from marketlake.schemas import normalize_symbol
+from marketlake.schemas import InvalidSymbolError
 from orchestration.errors import CommandFailed, UsageError, one_line
 from orchestration.report import cell
 from orchestration.settings import Settings
@@ -29,7 +30,7 @@ def read_day(lake: Lake, table: str, symbol: str, date: dt.date) -> pl.DataFrame
         raise UsageError(
             f"{lake.table_uri(table)} does not exist yet: run `marketlake build` first"
         )
-    exchange = "coinbase" if "-" in symbol else "binance"
+    exchange = exchange_holding(lake, table, symbol)
     frame = lake.scan(table, exchange=exchange, symbol=symbol, date=date).collect()
     if frame.is_empty():
         raise CommandFailed(
@@ -38,6 +39,29 @@ def read_day(lake: Lake, table: str, symbol: str, date: dt.date) -> pl.DataFrame
         )
     order = next((c for c in ("minute", "ts", "trade_id") if c in frame.columns), None)
     return frame.sort(order) if order else frame
+
+
+def spellings(symbol: str) -> list[str]:
+    """``symbol`` as each venue whose syntax accepts it would spell it (BTC-USD: Coinbase's
+    and OKX's); refused when no venue accepts it."""
+    found = [v.normalize_symbol(symbol) for v in VENUES.values() if v.accepts(symbol)]
+    if not found:
+        raise InvalidSymbolError(f"invalid symbol {symbol!r}: no exchange spells one like that")
+    return list(dict.fromkeys(found))
+
+
+def exchange_holding(lake: Lake, table: str, symbol: str) -> str:
+    """The exchange whose partitions of `table` hold `symbol`: the lake says, not its shape.
+
+    A symbol no exchange holds there yet is reported under the venues whose syntax takes
+    it (the message then names the partition that is missing); one several hold is refused.
+    """
+    held = sorted(e for e, s in lake.partition_values(table, ("exchange", "symbol")) if s == symbol)
+    if len(held) > 1:
+        raise UsageError(f"{symbol} is on several exchanges in {table} ({', '.join(held)})")
+    if held:
+        return held[0]
+    return next(name for name, v in VENUES.items() if v.accepts(symbol))
 
 
 def show(
@@ -52,7 +76,7 @@ def show(
     limit: int | None,
     out: Console,
 ) -> int:
-    symbol = normalize_symbol(symbol, "coinbase" if "-" in symbol else "binance")
+    symbol = spellings(symbol)[0]
     name = table_name(table, freq)
     if fmt == "parquet" and output is None:
         raise UsageError("--format parquet needs --output FILE")

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from rich.console import Console
 
-from marketlake.schemas import normalize_symbol
+from marketlake.exchanges.registry import venue
+from marketlake.schemas import InvalidSymbolError
 from orchestration.resources import lake_of, live_endpoints
 from orchestration.settings import Settings
 from orchestration.validation import check_lake
+
+
+def parse_stream_symbols(values: Iterable[str], exchange: str) -> list[str]:
+    """Comma- or space-separated instruments, each checked against ``exchange``'s syntax."""
+    chosen = venue(exchange)
+    symbols: list[str] = []
+    for value in values:
+        for part in re.split(r"[,\s]+", value):
+            if part and (symbol := chosen.normalize_symbol(part)) not in symbols:
+                symbols.append(symbol)
+    if not symbols:
+        raise InvalidSymbolError("no symbols given")
+    return symbols
 
 
 def status_line(status) -> str:
@@ -25,6 +40,11 @@ def status_line(status) -> str:
         f"depth {rows.get('ticks_depth', 0):,}  lag {lag} +{land}  "
         f"reconnects {status.reconnects}  gaps {status.gaps_filled}/{status.gaps}  "
         f"quarantined {status.quarantined}  {status.drops}"
+        + (
+            f"  books out of sync {status.book_breaks} (resynced {status.book_resyncs})"
+            if status.book_breaks
+            else ""
+        )
     )
 
 
@@ -41,7 +61,7 @@ def stream(
     """Land `symbols` until `duration` ends, Ctrl-C or SIGTERM; flush, then return the stats."""
     from streaming import run_stream
 
-    symbols = [normalize_symbol(s, exchange) for s in symbols]
+    symbols = parse_stream_symbols(symbols, exchange)
     check_lake(lake_of(settings))
     config = live_endpoints(settings).stream_config(
         exchange,
@@ -66,6 +86,11 @@ def print_stats(stats, out: Console) -> None:
         f"reconnects {stats.reconnects}, gaps {stats.gaps} ({stats.gaps_filled} filled), "
         f"quarantined {stats.quarantined}; dropped {stats.duplicates} repeats, "
         f"{stats.outliers} id outliers"
+        + (
+            f"; books out of sync {stats.book_breaks}, resynced {stats.book_resyncs}"
+            if stats.book_breaks
+            else ""
+        )
         + (
             f"; [red]{stats.unwritten_rows:,} rows spilled to {stats.spilled}[/]"
             if stats.unwritten_rows

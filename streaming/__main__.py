@@ -33,6 +33,8 @@ def _print_status(status: StreamStatus) -> None:
         "duplicates": status.duplicates,
         "outliers": status.outliers,
         "held": status.held,
+        "book_breaks": status.book_breaks,
+        "book_resyncs": status.book_resyncs,
         "last_error": status.last_error,
     }
     print(orjson.dumps(line).decode(), file=sys.stderr, flush=True)
@@ -42,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m streaming", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--exchange", default="binance")
+    parser.add_argument("--exchange", default="binance", help="binance, coinbase, okx, deribit")
     parser.add_argument("--symbols", required=True, help="comma-separated")
     parser.add_argument("--ws-url", required=True)
     parser.add_argument("--rest-url", default=None)
@@ -80,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gaps_filled": stats.gaps_filled,
         "quarantined": stats.quarantined,
         "reconnects": stats.reconnects,
+        "book_breaks": stats.book_breaks,
+        "book_resyncs": stats.book_resyncs,
         "unwritten_rows": stats.unwritten_rows,
         "spilled": stats.spilled,
     }

@@ -1,13 +1,17 @@
 """Measure the lander: sustained frames/s on one core, and event time -> readable latency.
 
     uv run python -m streaming.benchmark throughput --seconds 20 --symbols 2
+    uv run python -m streaming.benchmark throughput --exchange okx      # or deribit
     uv run python -m streaming.benchmark latency --seconds 20 --trades-per-s 200
 
 ``throughput``: the websocket simulator runs in its own process (pinned to another core when
-there is one) in max-rate mode, pushing pre-encoded trade + bookTicker + depth20 frames as
-fast as the socket drains; the lander (pinned to one core) lands them into a temporary lake
-with the default flush settings. Reported: frames/s received and rows/s committed over the
-steady part of the run, and whether the writer kept up (pending rows at the end).
+there is one) in max-rate mode, pushing pre-encoded frames as fast as the socket drains:
+per trade a best bid/ask, and every 10th a book (Binance trade + bookTicker + depth20;
+OKX trades + bbo-tbt + a checksummed ``books`` update; Deribit trades + quote + a chained
+``book`` change, so the lander keeps, verifies and cuts a top 20 of a real book); the
+lander (pinned to one core) lands them into a temporary lake with the default flush
+settings. Reported: frames/s received and rows/s committed over the steady part of the
+run, and frames per CPU-second of the lander (its figure for a core of its own).
 
 ``latency``: the live simulator at a realistic rate; for every trade, commit time of its
 Delta version minus the exchange's trade time (``T``, ms precision): what a reader polling
@@ -34,6 +38,14 @@ from marketlake.simulator.data import SimConfig
 from marketlake.simulator.websocket import WsSimulator
 from streaming.config import StreamConfig, StreamStatus
 from streaming.service import StreamRunner
+
+#: Instruments of the other venues for ``--exchange`` (any name has a market).
+VENUE_SYMBOLS = {
+    "okx": tuple(f"{s[:-4]}-USDT" for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT")),
+    "deribit": ("BTC-PERPETUAL", "ETH-PERPETUAL", "SOL_USDC-PERPETUAL", "XRP_USDC-PERPETUAL"),
+}
+#: The venues' websocket paths on the simulator.
+VENUE_PATHS = {"binance": "", "okx": "/ws/v5/public", "deribit": "/ws/api/v2"}
 
 #: Fifty Binance spot USDT pairs (the simulator makes a market for any name).
 SYMBOLS = (
@@ -91,7 +103,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def throughput(seconds: float, symbols: int, warmup: float) -> dict[str, object]:
+def throughput(
+    seconds: float, symbols: int, warmup: float, exchange: str = "binance"
+) -> dict[str, object]:
     _pin(0)
     port = _free_port()
     sim = _start_simulator_process(port, ["--max-rate"])
@@ -105,9 +119,9 @@ def throughput(seconds: float, symbols: int, warmup: float) -> dict[str, object]
     try:
         with tempfile.TemporaryDirectory() as lake:
             config = StreamConfig(
-                exchange="binance",
-                symbols=SYMBOLS[:symbols],
-                ws_url=f"ws://127.0.0.1:{port}",
+                exchange=exchange,
+                symbols=VENUE_SYMBOLS.get(exchange, SYMBOLS)[:symbols],
+                ws_url=f"ws://127.0.0.1:{port}{VENUE_PATHS[exchange]}",
                 lake=lake,
                 duration_s=seconds,
                 status_callback=status,
@@ -131,6 +145,7 @@ def throughput(seconds: float, symbols: int, warmup: float) -> dict[str, object]
     wall = (samples[-1][0] - samples[0][0]) if len(samples) > 1 else float("nan")
     return {
         "mode": "throughput",
+        "exchange": exchange,
         "symbols": symbols,
         "seconds": seconds,
         "frames_per_s": round(frames_per_s),
@@ -139,9 +154,14 @@ def throughput(seconds: float, symbols: int, warmup: float) -> dict[str, object]
         "rows_landed": stats.rows_landed,
         "flushes": stats.flushes,
         "lander_cpu_percent": round(cpu_percent),
+        # What one core would land if the lander had it to itself (a shared machine gives
+        # it less): frames per CPU-second the lander used.
+        "frames_per_cpu_s": round(frames_per_s * 100 / cpu_percent) if cpu_percent > 0 else None,
         "simulator_cpu_s_per_s": round(sim_cpu / wall, 2) if sim_cpu is not None else None,
         "duplicates": stats.duplicates,
         "gaps": stats.gaps,
+        "quarantined": stats.quarantined,
+        "book_breaks": stats.book_breaks,
     }
 
 
@@ -192,13 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seconds", type=float, default=20.0)
     t.add_argument("--symbols", type=int, default=2)
     t.add_argument("--warmup", type=float, default=3.0)
+    t.add_argument("--exchange", choices=tuple(VENUE_PATHS), default="binance")
     lat = sub.add_parser("latency")
     lat.add_argument("--seconds", type=float, default=20.0)
     lat.add_argument("--trades-per-s", type=float, default=200.0, help="per symbol")
     lat.add_argument("--symbols", type=int, default=2)
     args = parser.parse_args(argv)
     if args.mode == "throughput":
-        result = throughput(args.seconds, args.symbols, args.warmup)
+        result = throughput(args.seconds, args.symbols, args.warmup, args.exchange)
     else:
         result = latency(args.seconds, args.trades_per_s, args.symbols)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())

@@ -101,6 +101,9 @@ class StreamStatus:
     #: Trade ids far past their sequence: quarantined, and still held for confirmation.
     outliers: int = 0
     held: int = 0
+    #: Order books that left sync (gap, checksum, unreadable update) and that came back.
+    book_breaks: int = 0
+    book_resyncs: int = 0
 
     @property
     def drops(self) -> str:
@@ -125,6 +128,10 @@ class StreamStats:
     duplicates: int = 0
     #: Trades quarantined because their id was far past the sequence, which went on without.
     outliers: int = 0
+    #: Order books that left sync (a gap, a checksum mismatch, an unreadable update), and
+    #: resyncs from a fresh snapshot; no depth row is landed in between.
+    book_breaks: int = 0
+    book_resyncs: int = 0
     write_errors: int = 0
     flushes: int = 0
     last_error: str | None = None

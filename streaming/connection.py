@@ -16,7 +16,11 @@ as the run lasts:
   missed; the overlap is deduplicated by the lander (trade ids, book update ids);
 - **resync**: when the handler says a connection's state is lost (a sequence gap), it is
   recycled like a disconnect; when it says the connection is about to go away (a server
-  shutdown notice), it is rolled over now.
+  shutdown notice), it is rolled over now;
+- **control frames** (subscribe messages, a book resubscription, an answer to a heartbeat,
+  the keep-alive an exchange wants after a silence) go through one outbox per connection,
+  sent in order at the feed's control-message rate, an urgent one (a heartbeat answer)
+  ahead of what is queued.
 
 It knows no exchange: URLs and subscribe messages come from the `Shard`, frames go to a
 `FrameHandler` with the connection's own `Parser`.
@@ -36,7 +40,7 @@ from typing import Any, Protocol
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from marketlake.exchanges.feed import Parser, Resync, Shard
+from marketlake.exchanges.feed import Parser, Resync, Send, Shard
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,9 @@ class ConnectionPolicy:
     max_queue: int = 4096
     #: A connection that lived this long with frames resets the backoff.
     healthy_after_s: float = 2.0
+    #: Sent after ``keepalive_after_s`` without a frame (OKX's text ``ping``), or None.
+    keepalive: bytes | None = None
+    keepalive_after_s: float = 20.0
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Capped exponential with "equal jitter": between half and all of the ceiling.
@@ -110,11 +117,39 @@ class AttemptLimiter:
 class FrameHandler(Protocol):
     """Where frames and connection events go (the lander)."""
 
-    def frame(self, conn: str, parser: Parser, raw: bytes, received_at_us: int) -> Resync | None:
-        """Land one frame; a `Resync` asks for the connection to be replaced."""
+    def frame(
+        self, conn: str, parser: Parser, raw: bytes, received_at_us: int
+    ) -> Resync | Send | None:
+        """Land one frame; a `Resync` asks for the connection to be replaced, a `Send` for
+        frames to be sent on it."""
         ...
 
     def event(self, kind: str, detail: dict[str, Any], symbol: str | None = None) -> None: ...
+
+
+class Outbox:
+    """Control frames waiting to be sent: FIFO, except that urgent ones go first."""
+
+    def __init__(self) -> None:
+        self._frames: collections.deque[bytes] = collections.deque()
+        self._ready = asyncio.Event()
+
+    def put(self, frames: tuple[bytes, ...], *, urgent: bool = False) -> None:
+        if urgent:
+            self._frames.extendleft(reversed(frames))
+        else:
+            self._frames.extend(frames)
+        if self._frames:
+            self._ready.set()
+
+    async def get(self) -> bytes:
+        while not self._frames:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._frames.popleft()
+
+    def __len__(self) -> int:
+        return len(self._frames)
 
 
 class _Live:
@@ -135,6 +170,9 @@ class _Live:
         self.reason = "closed"
         self.reader: asyncio.Task[None] | None = None
         self.helpers: list[asyncio.Task[None]] = []
+        #: Control frames to send, in order, at the feed's control-message rate.
+        self.outbox = Outbox()
+        self.pinged_at = 0.0
 
 
 def _close_reason(error: ConnectionClosed) -> str:
@@ -299,20 +337,18 @@ class ShardConnection:
         live.helpers.append(
             asyncio.create_task(self._watchdog(live), name=f"ws-watchdog-{live.name}")
         )
-        if self.shard.subscribe:
-            live.helpers.append(
-                asyncio.create_task(self._subscribe(live), name=f"ws-subscribe-{live.name}")
-            )
+        live.outbox.put(self.shard.subscribe)
+        live.helpers.append(asyncio.create_task(self._sender(live), name=f"ws-send-{live.name}"))
         return live
 
-    async def _subscribe(self, live: _Live) -> None:
-        """Send the shard's subscribe messages at the feed's control-message rate."""
+    async def _sender(self, live: _Live) -> None:
+        """Send the outbox (subscribe messages first) at the feed's control-message rate."""
         spacing = 1.0 / self.policy.control_messages_per_s
-        for index, message in enumerate(self.shard.subscribe):
-            if index:
-                await asyncio.sleep(spacing)
+        while True:
+            message = await live.outbox.get()
             with contextlib.suppress(ConnectionClosed):
                 await live.ws.send(message, text=True)
+            await asyncio.sleep(spacing)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -331,7 +367,9 @@ class ShardConnection:
                 received_at_us = clock() // 1000
                 live.frames += 1
                 resync = land(name, parser, raw, received_at_us)
-                if resync is not None:
+                if type(resync) is Send:
+                    live.outbox.put(resync.messages, urgent=resync.urgent)
+                elif resync is not None:
                     self._handler.event(
                         "resync",
                         {"conn": name, "reason": resync.reason, "rollover": resync.rollover},
@@ -347,10 +385,16 @@ class ShardConnection:
 
     async def _watchdog(self, live: _Live) -> None:
         timeout = self.policy.silence_timeout_s
-        tick = min(1.0, timeout / 4)
+        keepalive, keepalive_after = self.policy.keepalive, self.policy.keepalive_after_s
+        tick = min(1.0, timeout / 4, keepalive_after / 4 if keepalive else 1.0)
         while True:
             await asyncio.sleep(tick)
-            silent = time.monotonic() - live.last_frame
+            now = time.monotonic()
+            silent = now - live.last_frame
+            pinged = live.pinged_at >= live.last_frame  # once per silence
+            if keepalive is not None and silent > keepalive_after and not pinged:
+                live.pinged_at = now
+                live.outbox.put((keepalive,), urgent=True)
             if silent > timeout:
                 live.reason = f"silent for {silent:.1f} s"
                 self._handler.event("watchdog", {"conn": live.name, "silent_s": round(silent, 3)})

@@ -19,6 +19,7 @@ import numpy as np
 import orjson
 import polars as pl
 
+from marketlake.exchanges.book import BOOK_RESYNCED, BookEvent
 from marketlake.exchanges.feed import (
     Depth,
     GapFiller,
@@ -26,6 +27,7 @@ from marketlake.exchanges.feed import (
     Quote,
     Reject,
     Resync,
+    Send,
     Trade,
     payload_text,
 )
@@ -78,8 +80,14 @@ class Lander:
 
     # --- the hot path -------------------------------------------------------------------------
 
-    def frame(self, conn: str, parser: Parser, raw: bytes, received_at_us: int) -> Resync | None:
-        """Land one frame; a `Resync` if the parser says the connection must be replaced."""
+    def frame(
+        self, conn: str, parser: Parser, raw: bytes, received_at_us: int
+    ) -> Resync | Send | None:
+        """Land one frame; what the connection must do next, if anything.
+
+        A `Resync` (the connection must be replaced) wins over a `Send` (frames to send on
+        it: a heartbeat answer, a book resubscription), which a replacement makes moot.
+        """
         stats = self.stats
         stats.messages += 1
         stats.bytes += len(raw)
@@ -90,7 +98,7 @@ class Lander:
         except Exception as error:  # a parser bug must not stop the stream either
             reason = f"parser error: {type(error).__name__}: {error}"[:300]
             records = [Reject(reason, payload_text(raw), received_at_us)]
-        resync: Resync | None = None
+        resync: Resync | Send | None = None
         for record in records:
             if type(record) is Trade:
                 self._trade(record, conn)
@@ -110,7 +118,24 @@ class Lander:
                 self.quarantine(record)
             elif type(record) is Resync:
                 resync = record
+            elif type(record) is BookEvent:
+                self.book_event(record)
+            elif type(record) is Send:
+                if resync is None:
+                    resync = record
+                elif type(resync) is Send:
+                    first, then = (record, resync) if record.urgent else (resync, record)
+                    urgent = resync.urgent or record.urgent
+                    resync = Send(first.messages + then.messages, first.reason, urgent)
         return resync
+
+    def book_event(self, event: BookEvent) -> None:
+        """A book left sync (no depth row until it is back) or came back: `stream_events`."""
+        if event.kind == BOOK_RESYNCED:
+            self.stats.book_resyncs += 1
+        else:
+            self.stats.book_breaks += 1
+        self.event(event.kind, event.detail(), event.instrument)
 
     def _repeated(self, last_ids: dict[str, int], symbol: str, update_id: int | None) -> bool:
         """Book update ids only grow: one at or below the last seen was landed already."""

@@ -164,6 +164,8 @@ class StreamRunner:
             reconnect_cap_s=config.reconnect_cap_s,
             max_frame_bytes=feed.max_frame_bytes,
             control_messages_per_s=feed.control_messages_per_s,
+            keepalive=getattr(feed, "keepalive", None),
+            keepalive_after_s=getattr(feed, "keepalive_after_s", 20.0),
         )
         limiter = AttemptLimiter(config.connect_attempts, config.connect_window_s)
         return [
@@ -294,6 +296,8 @@ class StreamRunner:
             last_error=stats.last_error,
             outliers=stats.outliers,
             held=lander.held_count if lander is not None else 0,
+            book_breaks=stats.book_breaks,
+            book_resyncs=stats.book_resyncs,
         )
 
     # --- shutdown -----------------------------------------------------------------------------
@@ -326,6 +330,8 @@ class StreamRunner:
                 "duplicates": stats.duplicates,
                 "outliers": stats.outliers,
                 "reconnects": stats.reconnects,
+                "book_breaks": stats.book_breaks,
+                "book_resyncs": stats.book_resyncs,
             },
         )
         sink.submit(lander.take())

@@ -1,10 +1,10 @@
 """The one small interface between an exchange's websocket wire format and the lander.
 
-An exchange module (``marketlake/exchanges/<exchange>/websocket.py``) declares a `Feed`: how
-to connect for a set of symbols (URLs, subscribe messages, the exchange's connection limits)
-and how to turn one raw frame into normalized records. The connection layer and the lander in
-``streaming/`` only ever see this interface, so adding an exchange is one module plus one line
-in `FEEDS`; nothing in ``streaming/`` names an exchange.
+An exchange module (``marketlake/exchanges/<exchange>/``) declares a `Feed`: how to connect
+for a set of symbols (URLs, subscribe messages, the exchange's connection limits) and how to
+turn one raw frame into normalized records. The connection layer and the lander in
+``streaming/`` only ever see this interface, so adding an exchange is one package plus one
+`marketlake.exchanges.registry.Venue`; nothing in ``streaming/`` names an exchange.
 
 Records are small named tuples rather than dicts or frames: one frame yields zero or more of
 them, the lander appends their fields to per-column lists, and a DataFrame is only built once
@@ -14,8 +14,7 @@ column, so no datetime object is made per message.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, Protocol
 
@@ -84,7 +83,20 @@ class Resync(NamedTuple):
     rollover: bool = False
 
 
-Record = Trade | Quote | Depth | Reject | Resync
+class Send(NamedTuple):
+    """Frames the connection must send now, in order: an answer the exchange waits for (a
+    Deribit ``test_request``) or a resubscription that brings a fresh book snapshot.
+
+    ``urgent`` frames go ahead of everything queued (an answer the exchange closes the
+    connection without must not wait behind a hundred resubscriptions).
+    """
+
+    messages: tuple[bytes, ...]
+    reason: str
+    urgent: bool = False
+
+
+Record = Trade | Quote | Depth | Reject | Resync | Send
 
 
 class Parser(Protocol):
@@ -114,7 +126,12 @@ class GapFiller(Protocol):
 
 
 class Feed(Protocol):
-    """What the lander needs to know about one exchange's websocket API."""
+    """What the lander needs to know about one exchange's websocket API.
+
+    Optionally, ``keepalive: bytes`` and ``keepalive_after_s: float``: a frame the client
+    must send after that many silent seconds or be cut (OKX's text ``ping``); feeds without
+    them (Binance, Coinbase: protocol-level pings suffice) need not declare them.
+    """
 
     #: The ``exchange`` column value, e.g. ``binance``.
     exchange: str
@@ -176,21 +193,11 @@ def positive(value: float) -> bool:
     return 0.0 < value < INFINITY
 
 
-#: Exchange name -> "module:attribute" of a zero-argument Feed factory, imported on first use
-#: so that importing this module never imports every exchange.
-FEEDS: Final[dict[str, str]] = {
-    "binance": "marketlake.exchanges.binance.websocket:BinanceFeed",
-    "coinbase": "marketlake.exchanges.coinbase.websocket:CoinbaseFeed",
-}
-
-
 def feed_for(exchange: str, **options: object) -> Feed:
-    """The `Feed` of ``exchange`` (options go to its constructor), or a clear error."""
-    try:
-        target = FEEDS[exchange]
-    except KeyError:
-        known = ", ".join(sorted(FEEDS))
-        raise ValueError(f"no websocket feed for exchange {exchange!r}: expected {known}") from None
-    module_name, _, attribute = target.partition(":")
-    factory: Callable[..., Feed] = getattr(importlib.import_module(module_name), attribute)
-    return factory(**options)
+    """The `Feed` of ``exchange`` (options go to its constructor), or a clear error.
+
+    The exchanges are declared in `marketlake.exchanges.registry`.
+    """
+    from marketlake.exchanges.registry import venue
+
+    return venue(exchange).feed(**options)

@@ -97,6 +97,9 @@ class RestApi:
             "/api/v3/aggTrades": self.agg_trades,
             "/api/v3/depth": self.depth,
         }
+        from marketlake.simulator.venue_rest import routes  # OKX's and Deribit's histories
+
+        self._routes.update(routes(self))
 
     def handle(self, path: str, params: Params) -> Response:
         route = self._routes.get(path)

@@ -1,4 +1,4 @@
-"""The simulator's websocket side: Binance combined streams, Coinbase Advanced Trade, replay.
+"""The simulator's websocket side: Binance, Coinbase, OKX and Deribit, and replay.
 
 `WsSimulator` (server.py) serves, on loopback:
 
@@ -9,13 +9,17 @@
   truth. bookTicker and depth come from the same book model (`simulator.book`), so quotes
   agree with trade prices.
 - ``/coinbase``: Coinbase Advanced Trade (coinbase.py).
+- ``/ws/v5/public``: OKX v5 public (okx.py): trades, bbo-tbt, books with seqId/prevSeqId
+  and checksums; ``/ws/api/v2``: Deribit JSON-RPC (deribit.py): trades, quote, raw books
+  with change ids, heartbeats. Both diff one consistent book (l2.py).
 - **max rate** (``max_rate=True``, max_rate.py): pre-encoded Binance frames written as fast
   as the socket drains, for throughput benchmarks.
 - **replay** (``replay=path``, replay.py): the frames of a recording at the recorded pace.
 
-What both exchanges' sessions share (fault injection, trade cursors) is in session.py; the
-fault knobs (`WsFaults`: drop connections, skip trade ids, malformed frames, stalls,
-duplicates, a server shutdown notice) in faults.py; the command line in cli.py.
+What the sessions share (fault injection, trade cursors) is in session.py; the fault knobs
+(`WsFaults`: drop connections, skip trade ids, malformed frames, stalls, duplicates, a
+server shutdown notice, a dropped book update, a spoiled checksum) in faults.py; the
+command line in cli.py.
 """
 
 from marketlake.simulator.websocket.cli import main

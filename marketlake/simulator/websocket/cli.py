@@ -13,7 +13,7 @@ from marketlake.simulator import data
 from marketlake.simulator.websocket.server import WsSimulator
 
 DESCRIPTION: Final = (
-    "The simulator's websocket side: Binance combined streams, Coinbase Advanced Trade, replay."
+    "The simulator's websocket side: Binance, Coinbase, OKX and Deribit websockets, replay."
 )
 
 
@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with sim:
         print(
             f"websocket simulator at {sim.url} "
-            f"(Binance: {sim.url}/stream, Coinbase: {sim.coinbase_url})",
+            f"(Binance: {sim.url}/stream, Coinbase: {sim.coinbase_url}, "
+            f"OKX: {sim.okx_url}, Deribit: {sim.deribit_url})",
             flush=True,
         )
         with contextlib.suppress(KeyboardInterrupt):

@@ -35,6 +35,19 @@ class WsFaults:
     #: whose id is ``jump`` past the last id sent (a bogus id: no such trade ever happens),
     #: after the symbol's next trade, and is then removed. Counted in `WsStats.bogus`.
     bogus_trades: list[tuple[str, int]] = field(default_factory=list)
+    #: OKX and Deribit: the next N book updates are not sent (the session's book still moves
+    #: on, so the next update no longer chains: a lost update, as on the wire).
+    drop_book_updates: int = 0
+    #: OKX: the next N book updates carry a checksum their book does not have.
+    bad_book_checksums: int = 0
+
+    def take(self, knob: str) -> bool:
+        """Consume one of a countdown fault (``drop_book_updates``, ``bad_book_checksums``)."""
+        left = getattr(self, knob)
+        if left > 0:
+            setattr(self, knob, left - 1)
+            return True
+        return False
 
 
 @dataclass
@@ -51,6 +64,13 @@ class WsStats:
     #: symbol -> trade ids sent (the ground truth of "what the stream delivered")
     sent_trade_ids: dict[str, set[int]] = field(default_factory=dict)
     skipped_trade_ids: dict[str, set[int]] = field(default_factory=dict)
+    #: OKX / Deribit books: snapshots sent, updates dropped and checksums spoiled (faults).
+    book_snapshots: int = 0
+    book_updates: int = 0
+    book_updates_dropped: int = 0
+    bad_checksums_sent: int = 0
+    #: Deribit: connections closed because a heartbeat test_request went unanswered.
+    heartbeat_timeouts: int = 0
 
     def sent(self, symbol: str, trade_id: int) -> None:
         self.sent_trade_ids.setdefault(symbol, set()).add(trade_id)

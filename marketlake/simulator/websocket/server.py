@@ -1,8 +1,9 @@
 """`WsSimulator`: the websocket exchange on loopback, in a thread of its own.
 
 It owns the lifecycle (start, stop, drop every connection) and routes each connection by
-path: ``/stream`` to a Binance session, ``/coinbase`` to a Coinbase one, and any path to
-the replay when one is configured. The sessions read the simulator's clock, faults and
+path: ``/stream`` to a Binance session, ``/coinbase`` to a Coinbase one, ``/ws/v5/public``
+to an OKX one, ``/ws/api/v2`` to a Deribit one, and any path to the replay when one is
+configured. The sessions read the simulator's clock, faults and
 pause flag on every tick, so a test can change them while connections are open.
 """
 
@@ -26,9 +27,20 @@ from marketlake.simulator import data
 from marketlake.simulator.clock import Clock, utc_now
 from marketlake.simulator.websocket.binance import BinanceSession
 from marketlake.simulator.websocket.coinbase import CoinbaseSession
+from marketlake.simulator.websocket.deribit import DeribitSession
 from marketlake.simulator.websocket.faults import WsFaults, WsStats
 from marketlake.simulator.websocket.max_rate import send_max_rate, send_paced
+from marketlake.simulator.websocket.max_rate_venues import (
+    send_max_rate_deribit,
+    send_max_rate_okx,
+)
+from marketlake.simulator.websocket.okx import OkxSession
 from marketlake.simulator.websocket.replay import Replay
+
+#: The venues' own paths (``wss://ws.okx.com:8443/ws/v5/public``,
+#: ``wss://www.deribit.com/ws/api/v2``), so only the host differs from production.
+OKX_PATH = "/ws/v5/public"
+DERIBIT_PATH = "/ws/api/v2"
 
 
 class WsSimulator:
@@ -51,6 +63,8 @@ class WsSimulator:
         replay_speed: float | None = 1.0,
         coinbase_levels: int = 50,
         heartbeat_s: float = 1.0,
+        book_levels: int = 50,
+        deribit_heartbeat_s: float | None = None,
     ) -> None:
         self.config = config
         self.host = host
@@ -70,6 +84,10 @@ class WsSimulator:
         self.replay = Replay(Path(replay), replay_speed) if replay is not None else None
         self.coinbase_levels = coinbase_levels
         self.heartbeat_s = heartbeat_s
+        #: Levels per side of the OKX and Deribit books (their snapshots and diffs).
+        self.book_levels = book_levels
+        #: Deribit test_request every this many seconds instead of the interval asked for.
+        self.deribit_heartbeat_s = deribit_heartbeat_s
         #: While True, live sessions send nothing and their trade cursors stand still.
         self.paused = False
         #: Set once a replay has sent its last frame.
@@ -120,6 +138,14 @@ class WsSimulator:
     def coinbase_url(self) -> str:
         return f"{self.url}/coinbase"
 
+    @property
+    def okx_url(self) -> str:
+        return f"{self.url}{OKX_PATH}"
+
+    @property
+    def deribit_url(self) -> str:
+        return f"{self.url}{DERIBIT_PATH}"
+
     def drop_all(self) -> None:
         """Cut every open connection now (abruptly), from any thread."""
         loop = self._loop
@@ -164,7 +190,13 @@ class WsSimulator:
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
-        if self.replay is not None or path in ("/stream", "/coinbase", "/ws"):
+        if self.replay is not None or path in (
+            "/stream",
+            "/coinbase",
+            "/ws",
+            OKX_PATH,
+            DERIBIT_PATH,
+        ):
             return None
         return connection.respond(HTTPStatus.NOT_FOUND, f"no websocket at {path}\n")
 
@@ -179,6 +211,14 @@ class WsSimulator:
                 await self.replay.serve(ws, self.stats)
             elif split.path == "/coinbase":
                 await CoinbaseSession(self, ws).run()
+            elif split.path == OKX_PATH:
+                okx = OkxSession(self, ws)
+                await okx.run(partial(send_max_rate_okx, okx) if self.max_rate else None)
+            elif split.path == DERIBIT_PATH:
+                deribit = DeribitSession(self, ws)
+                await deribit.run(
+                    partial(send_max_rate_deribit, deribit) if self.max_rate else None
+                )
             else:
                 query = parse_qs(split.query)
                 streams = [s for s in query.get("streams", [""])[0].split("/") if s]

@@ -60,8 +60,9 @@ class Session:
         every = self.faults.duplicate_every
         return bool(every and trade_id % every == 0)
 
-    async def send(self, payload: bytes | str) -> None:
-        await self.ws.send(payload)
+    async def send(self, payload: bytes | str, *, text: bool | None = None) -> None:
+        """Send one frame (``text=True``: bytes as a text frame, as OKX and Deribit send)."""
+        await self.ws.send(payload, text=text)
         self.sim.stats.frames += 1
         self.sent += 1
         every = self.faults.malformed_every
@@ -69,7 +70,7 @@ class Session:
             self.sim.stats.malformed += 1
             bad = self.bad_frame(next(self.malformed))
             self.sim.stats.malformed_frames.append(bad)
-            await self.ws.send(bad)
+            await self.ws.send(bad, text=text)
 
     async def while_reading(self, writer: Callable[[], Awaitable[None]]) -> None:
         """Run `writer` (what the server sends) while `read` answers what the client sends."""

@@ -1,0 +1,118 @@
+"""A small JSON-over-HTTP GET client for the venues whose REST APIs only fill gaps (OKX,
+Deribit): requests spaced to the venue's rate, 429/5xx/transport errors retried with
+capped jittered backoff (``Retry-After`` honoured), any other refusal a `RestError` naming
+the URL. Blocking: the lander runs gap fills in a thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import orjson
+import polars as pl
+
+from marketlake.exchanges.binance.ratelimit import backoff_delay
+from marketlake.exchanges.errors import ResponseFormatError, RestError
+from marketlake.schemas import RAW_TRADES
+
+
+class PacedJsonClient:
+    """GETs JSON from one base URL, at most ``requests_per_s`` of them, retrying failures."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        requests_per_s: float,
+        attempts: int = 5,
+        timeout_s: float = 10.0,
+        backoff_base_s: float = 0.25,
+        backoff_cap_s: float = 10.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.spacing_s = 1.0 / requests_per_s
+        self.attempts = attempts
+        self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
+        self._client = httpx.Client(timeout=timeout_s, headers={"Accept": "application/json"})
+        self._lock = threading.Lock()
+        self._next_at = 0.0
+        #: Requests sent, and retried.
+        self.requests = 0
+        self.retries = 0
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _pace(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            wait = self._next_at - now
+            self._next_at = max(now, self._next_at) + self.spacing_s
+        if wait > 0:
+            time.sleep(wait)
+
+    def get(self, path: str, params: Mapping[str, Any]) -> Any:
+        """The decoded JSON body of ``GET path?params`` (status 200), or `RestError`."""
+        url = f"{self.base_url}{path}"
+        status: int | None = None
+        for attempt in range(self.attempts):
+            self._pace()
+            self.requests += 1
+            try:
+                response = self._client.get(url, params=dict(params))
+            except httpx.TransportError as error:
+                reason = f"{type(error).__name__}: {error}"
+            else:
+                status = response.status_code
+                if status == 200:
+                    try:
+                        return orjson.loads(response.content)
+                    except orjson.JSONDecodeError as error:
+                        raise ResponseFormatError(
+                            f"{url}: response is not JSON ({error}): {response.content[:200]!r}"
+                        ) from None
+                if status != 429 and status < 500:
+                    raise RestError(
+                        f"{url} refused the request ({status}): {response.text[:300]}",
+                        endpoint=path,
+                        params=params,
+                        status=status,
+                    )
+                reason = f"status {status}"
+                later = response.headers.get("Retry-After", "")
+                if later.isdigit():
+                    time.sleep(min(float(later), self.backoff_cap_s))
+                    continue
+            if attempt + 1 < self.attempts:
+                self.retries += 1
+                time.sleep(backoff_delay(attempt, base=self.backoff_base_s, cap=self.backoff_cap_s))
+        raise RestError(
+            f"{url} failed {self.attempts} times, last: {reason}",
+            endpoint=path,
+            params=params,
+            status=status,
+        )
+
+
+def raw_trades_frame(rows: list[tuple]) -> pl.DataFrame:
+    """(trade_id, price, qty, ts_us, is_buyer_maker) rows as `RAW_TRADES`, one per id,
+    ascending; ``quote_qty`` = round(price * qty, 8), as the lander derives it live."""
+    if not rows:
+        return RAW_TRADES.to_frame()
+    frame = pl.DataFrame(
+        rows, schema=["trade_id", "price", "qty", "ts", "is_buyer_maker"], orient="row"
+    )
+    return (
+        frame.with_columns(
+            pl.col("ts").cast(pl.Int64).cast(RAW_TRADES["ts"]),
+            (pl.col("price") * pl.col("qty")).round(8).alias("quote_qty"),
+        )
+        .unique("trade_id", keep="first")
+        .sort("trade_id")
+        .select(RAW_TRADES.names())
+        .cast(dict(RAW_TRADES))  # type: ignore[arg-type]
+    )
