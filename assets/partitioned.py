@@ -150,24 +150,30 @@ def materialize_partitions(
     results: dict[str, PartitionResult] = {}
     errors: dict[str, Exception] = {}
     commits = _Commits(lake)
-    for key in keys:
-        try:
-            result = work(PartitionKey.parse(key))
-        except Exception as error:
-            if len(keys) == 1:
-                raise  # the partition's own error, unwrapped
-            errors[key] = error
-            context.log.error(f"{key}: {type(error).__name__}: {error}")
-            continue
-        results[key] = result
-        errors.update(commits.add(key, result, results))
-        context.log.info(f"{key}: {result.summary}")
+    stopped: BaseException | None = None
+    try:
+        for key in keys:
+            try:
+                result = work(PartitionKey.parse(key))
+            except Exception as error:
+                if len(keys) == 1:
+                    raise  # the partition's own error, unwrapped
+                errors[key] = error
+                context.log.error(f"{key}: {type(error).__name__}: {error}")
+                continue
+            results[key] = result
+            errors.update(commits.add(key, result, results))
+            context.log.info(f"{key}: {result.summary}")
+    except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as interruption:
+        # Ctrl-C or a terminated run: the days already checked are committed and reported
+        # (one commit), the one in progress is dropped, the rest never start.
+        stopped = interruption
     errors.update(commits.flush(results))
     if len(keys) == 1 and errors:
         raise next(iter(errors.values()))
 
     written = [key for key, result in results.items() if result.written]
-    failed = errors or len(written) < len(results)
+    failed = stopped or errors or len(written) < len(results)
     if failed:
         for key in written:
             yield dg.AssetMaterialization(
@@ -191,6 +197,8 @@ def materialize_partitions(
         if spec.name in selected:
             yield dg.Output(None, output_name=output_name)
 
+    if stopped is not None:
+        raise stopped
     if failed:
         raise PartitionsFailed(_failure_message(context.asset_key, results, errors))
 
