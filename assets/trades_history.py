@@ -184,9 +184,8 @@ def write_partition(load: PartitionLoad, lake: Lake) -> PartitionLoad:
 
 def check_partition(load: PartitionLoad) -> list[CheckOutcome]:
     """Run the GE checks of `trades_history` on the rows about to be written."""
-    outcomes = run_checks(
-        check_frame(load.frame), TRADES_HISTORY_CHECKS, TradeDay(load.date, load.archive_lines)
-    )
+    day = TradeDay(load.date, load.archive_lines)
+    outcomes = run_checks(check_frame(load.frame, day), TRADES_HISTORY_CHECKS, day)
     if load.gaps_found:
         outcomes = [
             _with_gap_report(outcome, load) if outcome.name == "trade_ids_contiguous" else outcome

@@ -157,14 +157,10 @@ def run_checks(
     Each check's metadata says how many rows failed and shows a sample of the failing
     values, so a failed check in the Dagster UI explains itself.
     """
-    planned = [(c, e) for c in checks if (e := list(c.expectations_for(params)))]
+    planned = _plan(checks, params)
     if not planned:
         return []
-    gx, batch_definition = _context()
-    columns = sorted({x.column for _, es in planned for x in es if x.column is not None})
-    pandas_frame = _to_pandas(frame.select(columns) if columns else frame)
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": pandas_frame})
-    results = _validate(gx, batch, [x for _, es in planned for x in es])
+    results = _validate_frame(frame, planned)
 
     outcomes = []
     for check, expectations in planned:
@@ -202,6 +198,89 @@ def run_checks(
             )
         )
     return outcomes
+
+
+#: Expectations whose success over a concatenation of frames means success on each frame:
+#: row-wise tests, uniqueness, and bounds on a column's min or max. (A row count has no
+#: such property except its lower bound over non-empty frames, which is all that is used.)
+_HOLD_PER_PART = {
+    "ExpectColumnValuesToBeBetween",
+    "ExpectColumnValuesToNotBeNull",
+    "ExpectColumnValuesToBeUnique",
+    "ExpectColumnMaxToBeBetween",
+    "ExpectColumnMinToBeBetween",
+}
+
+
+def run_checks_batch(
+    frames: Mapping[str, pl.DataFrame],
+    checks: Sequence[Check],
+    params: Mapping[str, Any],
+) -> dict[str, list[CheckOutcome]]:
+    """`run_checks` for many partitions, `{key: outcomes}`, in as few validations as it takes.
+
+    A validation costs GE ~0.2 s before it reads a row, as much as the checks of a
+    100k-trade day themselves, so partitions whose checks plan the same expectations are
+    validated as one frame. Every expectation so planned holds over the whole only if it
+    holds for each part (`_HOLD_PER_PART`), so when all pass, every partition passes with
+    exactly the outcome it would get alone; when one fails, each partition is validated
+    alone, and so gets its own failing rows and samples. An empty frame, or expectations
+    that do not split that way, are validated alone from the start.
+    """
+    outcomes: dict[str, list[CheckOutcome]] = {}
+    together: dict[tuple, list[str]] = {}
+    for key, frame in frames.items():
+        planned = _plan(checks, params[key])
+        if frame.height and planned and all(_splits(e) for _, es in planned for e in es):
+            signature = tuple((c.name, tuple(_key(e) for e in es)) for c, es in planned)
+            together.setdefault(signature, []).append(key)
+        else:
+            outcomes[key] = run_checks(frame, checks, params[key])
+    for keys in together.values():
+        planned = _plan(checks, params[keys[0]])
+        whole = pl.concat(
+            [frames[key].select(_columns(planned)) for key in keys], how="vertical_relaxed"
+        )
+        if len(keys) > 1 and all(r.success for r in _validate_frame(whole, planned).values()):
+            for key in keys:
+                outcomes[key] = [
+                    CheckOutcome(
+                        check.name,
+                        True,
+                        check.severity,
+                        check.description,
+                        metadata={"rows_checked": frames[key].height},
+                    )
+                    for check, _ in planned
+                ]
+        else:
+            for key in keys:
+                outcomes[key] = run_checks(frames[key], checks, params[key])
+    return {key: outcomes[key] for key in frames}
+
+
+def _splits(expectation: Expectation) -> bool:
+    if expectation.kind == "ExpectTableRowCountToBeBetween":
+        return set(expectation.kwargs) == {"min_value"}  # over non-empty frames only
+    return expectation.kind in _HOLD_PER_PART
+
+
+def _plan(checks: Sequence[Check], params: Any) -> list[tuple[Check, list[Expectation]]]:
+    return [(c, e) for c in checks if (e := list(c.expectations_for(params)))]
+
+
+def _columns(planned: Sequence[tuple[Check, Sequence[Expectation]]]) -> list[str]:
+    return sorted({x.column for _, es in planned for x in es if x.column is not None})
+
+
+def _validate_frame(
+    frame: pl.DataFrame, planned: Sequence[tuple[Check, Sequence[Expectation]]]
+) -> dict[tuple, Any]:
+    gx, batch_definition = _context()
+    columns = _columns(planned)
+    pandas_frame = _to_pandas(frame.select(columns) if columns else frame)
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": pandas_frame})
+    return _validate(gx, batch, [x for _, es in planned for x in es])
 
 
 def _to_pandas(frame: pl.DataFrame) -> Any:
