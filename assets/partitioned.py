@@ -138,18 +138,22 @@ def materialize_partitions(
     checks: Sequence[Check],
     work: Callable[[PartitionKey], PartitionResult],
     lake: Lake | None = None,
+    check_batch: Callable[[dict[str, PartitionResult]], None] | None = None,
 ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization | dg.Output]:
     """Run `work` for every partition of the run and report each partition as itself.
 
     One instrument-day failing (refused by its checks, or raising) does not stop the
     others; the step fails at the end, naming every partition that failed. Pending writes
     (`PartitionResult.pending`) are committed to `lake` in batches (`COMMIT_ROWS`); a
-    commit that fails fails the instrument-days it held, and wrote none of them.
+    commit that fails fails the instrument-days it held, and wrote none of them. With
+    `check_batch`, `work` only fetches: each batch is checked as a whole just before its
+    commit (`check_batch` sets each result's outcomes and `written`), and only the
+    instrument-days that passed are committed.
     """
     keys = context.partition_keys
     results: dict[str, PartitionResult] = {}
     errors: dict[str, Exception] = {}
-    commits = _Commits(lake)
+    commits = _Commits(lake, check_batch)
     stopped: BaseException | None = None
     try:
         for key in keys:
@@ -206,8 +210,13 @@ def materialize_partitions(
 class _Commits:
     """The run's pending writes, committed a batch per table at a time."""
 
-    def __init__(self, lake: Lake | None) -> None:
+    def __init__(
+        self,
+        lake: Lake | None,
+        check: Callable[[dict[str, PartitionResult]], None] | None = None,
+    ) -> None:
         self.lake = lake
+        self.check = check
         self.queued: list[str] = []
         self.rows = 0
 
@@ -231,6 +240,12 @@ class _Commits:
     def flush(self, results: dict[str, PartitionResult]) -> dict[str, Exception]:
         """Commit the queued writes as one; on failure their keys leave `results`."""
         keys, self.queued, self.rows = self.queued, [], 0
+        if self.check is not None and keys:
+            self.check({key: results[key] for key in keys})
+            for key in keys:
+                if not results[key].written:
+                    results[key].pending = None  # refused: its rows are never written
+            keys = [key for key in keys if results[key].written]
         if not keys:
             return {}
         writes = [results[key].pending for key in keys]

@@ -50,8 +50,8 @@ def test_ctrl_c_stops_a_multi_day_backfill_at_once_and_says_what_finished(tmp_pa
             cwd=tmp_path, env=environment(sim, home),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        # the six days are one run; stop it once two of its days are checked
-        wait_for(lambda: len(checked(home)) >= 2, process, "two days of the run checked")
+        # the six days are one run; stop it once two of its days are fetched
+        wait_for(lambda: len(checked(home)) >= 2, process, "two days of the run fetched")
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=120)
 
@@ -88,7 +88,7 @@ def checked(home: Path) -> list[str]:
             entry.user_message
             for run in instance.get_runs()
             for entry in instance.all_logs(run.run_id)
-            if " checked in " in entry.user_message
+            if " fetched in " in entry.user_message
         ]
 
 
