@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deploy.loopback.processes import DIE_WITH_PARENT, free_ports
 from marketlake.lake import s3_storage_options
 
 if TYPE_CHECKING:
@@ -97,38 +97,10 @@ def weed_binary() -> str:
     return found
 
 
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (held open together so none is handed out twice)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _exited(pid: int) -> bool:
     """Whether `pid` (our child) has exited, without reaping it."""
     info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
     return info is not None
-
-
-#: Runs `weed` with PR_SET_PDEATHSIG, so the kernel kills it if the test process dies without
-#: tearing down (SIGKILL, OOM, a hung CI job cancelled). Done in a tiny exec wrapper rather
-#: than `preexec_fn`, which is unsafe in a process with threads (Dagster starts some).
-_DIE_WITH_PARENT = """
-import ctypes, os, signal, sys
-parent = int(sys.argv[1])
-if sys.platform == "linux":
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the prctl took effect
-        sys.exit(1)
-os.execv(sys.argv[2], sys.argv[2:])
-"""
 
 
 ROOT_PREFIX = "mlweed-"  # short: unix socket paths must stay under 108 bytes
@@ -265,7 +237,7 @@ class SeaweedS3:
         env["TMPDIR"] = str(data)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *command],
+                [sys.executable, "-c", DIE_WITH_PARENT, str(os.getpid()), *command],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
