@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +25,7 @@ from pathlib import Path
 from deploy.loopback.graphql import Webserver
 from deploy.loopback.postgres import LocalPostgres
 from deploy.loopback.seaweed import SeaweedS3
-from deploy.loopback.topology import Topology, code_environment
+from deploy.loopback.topology import ROOT, Topology, code_environment
 
 BUCKET = "marketlake"
 
@@ -50,12 +51,17 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         "--trades-per-day", type=int, default=300_000, help="the simulated exchange's size"
     )
     parser.add_argument("--backfill", type=parse_days, metavar="START[..END]")
+    parser.add_argument(
+        "--compare-cli",
+        action="store_true",
+        help="then the same backfill with `marketlake backfill` (one process) into another lake",
+    )
     parser.add_argument("--exit", action="store_true", help="stop after the backfill")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     args = parser.parse_args(argv)
     args.symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
-    if args.exit and not args.backfill:
-        parser.error("--exit needs --backfill")
+    if (args.exit or args.compare_cli) and not args.backfill:
+        parser.error("--exit and --compare-cli need --backfill")
     return args
 
 
@@ -91,7 +97,14 @@ def main(argv: list[str] | None = None) -> int:
             stack.enter_context(topology.start())
             print(where_to_look(topology, postgres, s3, lake, http.base_url, ws.url, started))
             if args.backfill:
+                # The exchange serves published days: build them now, so the figures time
+                # the backfill and not the simulator making up the market.
+                for symbol in args.symbols:
+                    for day in args.backfill:
+                        http.archive.get(symbol, day, http.faults)
                 backfill(topology, args.symbols, args.backfill)
+            if args.compare_cli:
+                cli_backfill(topology, s3.uri("lake-cli"), args.symbols, args.backfill)
             if args.exit:
                 return 0
             print("Ctrl-C stops everything.", flush=True)
@@ -147,6 +160,25 @@ def backfill(topology: Topology, symbols: list[str], days: list[dt.date]) -> Non
         print(backfill_report(result, time.monotonic() - launched), flush=True)
     finally:
         web.close()
+
+
+def cli_backfill(topology: Topology, lake: str, symbols: list[str], days: list[dt.date]) -> None:
+    """The same partitions with `marketlake backfill`: one process, a run per partition, on
+    the same instance and exchange, into `lake`."""
+    env = {**topology.code_env, "MARKETLAKE_LAKE": lake}
+    command = [sys.executable, "-m", "orchestration.cli", "backfill", ",".join(symbols),
+               "--start", str(days[0]), "--end", str(days[-1])]  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    wall_s = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(f"marketlake backfill failed ({done.returncode}):\n{done.stderr}")
+    partitions = len(symbols) * len(days)
+    print(
+        f"marketlake backfill: {partitions} partitions in one process, "
+        f"{wall_s:.1f}s ({wall_s / partitions:.2f}s/partition)",
+        flush=True,
+    )
 
 
 def backfill_report(backfill: dict, wall_s: float) -> str:
