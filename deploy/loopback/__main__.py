@@ -23,9 +23,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from deploy.loopback.graphql import Webserver
-from deploy.loopback.postgres import LocalPostgres
+from deploy.loopback.postgres import LocalPostgres, PostgresMissing
 from deploy.loopback.seaweed import SeaweedS3
-from deploy.loopback.topology import ROOT, Topology, code_environment
+from deploy.loopback.topology import ROOT, Topology, TopologyFailed, code_environment
 
 BUCKET = "marketlake"
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 ui_port=args.port,
             )  # fmt: skip
             print(f"starting the topology in {workdir} ...", flush=True)
-            stack.enter_context(topology.start())
+            stack.enter_context(topology)  # started here, stopped on the way out
             print(where_to_look(topology, postgres, s3, lake, http.base_url, ws.url, started))
             if args.backfill:
                 # The exchange serves published days: build them now, so the figures time
@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("\nstopping ...", flush=True)
             return 0
+        except (PostgresMissing, TopologyFailed) as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            return 1
         finally:
             # Stopping takes a few seconds; a second Ctrl-C must not leave servers behind.
             signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -111,6 +111,8 @@ class Topology:
 
     def start(self, timeout: float = 300) -> Topology:
         """Start the parts in the order their clients need them; return once all serve."""
+        if self.parts:
+            raise RuntimeError("the topology is already started")
         try:
             self.start_code_server(timeout)
             self.start_webserver(timeout)
