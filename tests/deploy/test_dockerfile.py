@@ -178,8 +178,7 @@ def test_the_image_copies_the_packages_the_wheel_is_built_from():
             assert not any(fnmatch.fnmatch(source, pattern) for pattern in ignored), source
 
 
-@pytest.mark.parametrize("bad", ["--frozen --no-dev --no-such-flag"])
-def test_a_flag_uv_does_not_know_is_refused(bad, tmp_path):
+def test_a_flag_uv_does_not_know_is_refused(tmp_path):
     """The dry run is a real check: it fails on what a build would fail on."""
     with pytest.raises(AssertionError, match="refused"):
-        would_install(bad.split(), tmp_path)
+        would_install(["--frozen", "--no-dev", "--no-such-flag"], tmp_path)

@@ -159,7 +159,6 @@ def test_kubernetes_keeps_the_run_queue_monitoring_and_retention_tested_on_postg
     sensor_days = dict(INSTANCE["retention"]["sensor"]["purge_after_days"])
     sensor_days.pop("started")  # the chart requires it; -1 keeps them, as Dagster does
     assert sensor_days == tested["retention"]["sensor"]["purge_after_days"]
-    assert INSTANCE["storage" if "storage" in INSTANCE else "run_storage"]
     assert tested["storage"]["postgres"]["postgres_db"]["scheme"] == "postgresql+psycopg2"
     assert VALUES["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
 
