@@ -124,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
         "--duration", type=_positive_seconds, default=None, help="seconds (default: forever)"
     )
     stream.add_argument("--capture", help="also write every raw message to this JSONL file")
+    stream.add_argument(
+        "--name",
+        type=_stream_name,
+        default=None,
+        help="this stream's checkpoint name, one per process of an exchange (default: exchange)",
+    )
     _add_lake_argument(stream)
     stream.set_defaults(run=_run_stream)
 
@@ -232,6 +238,18 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _stream_name(text: str) -> str:
+    from streaming.state import state_uri
+
+    try:
+        state_uri("", text)  # the rule the checkpoint's file name follows
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid stream name {text!r}: letters, digits, '-' and '_'"
+        ) from None
+    return text
+
+
 def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
@@ -295,6 +313,7 @@ def _run_stream(args: argparse.Namespace) -> int:
         duration=args.duration,
         capture=args.capture,
         console=console,
+        name=args.name,
     )
     print_stats(stats, out)
     return 0 if not stats.unwritten_rows else 1

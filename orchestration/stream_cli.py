@@ -57,8 +57,13 @@ def stream(
     capture: str | None,
     console: Console,
     status_interval_s: float = 5.0,
+    name: str | None = None,
 ):
-    """Land `symbols` until `duration` ends, Ctrl-C or SIGTERM; flush, then return the stats."""
+    """Land `symbols` until `duration` ends, Ctrl-C or SIGTERM; flush, then return the stats.
+
+    `name` keeps the checkpoint of each process landing one exchange apart (a stream sharded
+    by symbol over several processes); None is the exchange's name.
+    """
     from streaming import run_stream
 
     symbols = parse_stream_symbols(symbols, exchange)
@@ -71,6 +76,7 @@ def stream(
         capture=Path(capture) if capture else None,
         status_callback=lambda status: console.print(status_line(status), highlight=False),
         status_interval_s=status_interval_s,
+        name=name,
     )
     console.print(
         f"landing {exchange} {', '.join(symbols)} from {config.ws_url} into {settings.lake}"

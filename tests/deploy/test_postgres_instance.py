@@ -1,34 +1,26 @@
 """deploy/dagster.yaml against a real PostgreSQL server on loopback.
 
-A PostgreSQL 15 cluster is created in a temporary directory (initdb, password auth over TCP
-on 127.0.0.1, its unix socket inside the directory), the instance config is copied into a
-temporary DAGSTER_HOME with the DAGSTER_PG_* variables pointing at it, and the instance is
-used the way production uses it: a partition materialized against the exchange simulator,
-symbols added, the CLI reading them back in another process.
+The `postgres` fixture (tests/deploy/conftest.py) is a PostgreSQL cluster in a temporary
+directory; the instance config is copied into a temporary DAGSTER_HOME with the DAGSTER_PG_*
+variables pointing at it, and the instance is used the way production uses it: a partition
+materialized against the exchange simulator, symbols added, the CLI reading them back in
+another process.
 
-PostgreSQL refuses to run as root; when the suite runs as root the server runs as the
-`postgres` system account (present wherever the PostgreSQL packages are installed), or
-`nobody`, by dropping privileges in the child process. The test is skipped only when the
-PostgreSQL server binaries are not installed.
+The tests are skipped only when the PostgreSQL server binaries are not installed.
 """
 
 import datetime as dt
-import glob
 import os
-import pwd
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import psycopg2
 import pytest
 
 from marketlake.simulator.data import SimConfig
@@ -43,48 +35,6 @@ KEY = f"{DAY}|BTCUSDT"
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 
-def postgres_bin() -> Path | None:
-    """The directory holding initdb and pg_ctl: $PG_BIN, Debian's layout, or $PATH."""
-    candidates = [os.environ.get("PG_BIN", "")]
-    candidates += sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"),
-        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
-        reverse=True,
-    )
-    initdb = shutil.which("initdb")
-    candidates.append(str(Path(initdb).parent) if initdb else "")
-    for candidate in candidates:
-        if candidate and all((Path(candidate) / tool).is_file() for tool in ("initdb", "pg_ctl")):
-            return Path(candidate)
-    return None
-
-
-@dataclass
-class Postgres:
-    host: str
-    port: int
-    user: str
-    password: str
-    db: str
-    startup_s: float
-
-    def connect(self, db: str | None = None):
-        return psycopg2.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            dbname=db or self.db,
-        )
-
-    def query(self, sql: str, *params) -> list[tuple]:
-        with self.connect() as connection, connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        connection.close()
-        return rows
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -92,76 +42,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    bin_dir = postgres_bin()
-    if bin_dir is None:
-        pytest.skip(
-            "PostgreSQL server binaries (initdb, pg_ctl) not found in $PG_BIN, "
-            "/usr/lib/postgresql/*/bin or $PATH: apt-get install postgresql-15"
-        )
-    started = time.perf_counter()
-    as_root = os.geteuid() == 0
-    # Under root the server needs an unprivileged account; /tmp is traversable by it.
-    workdir = Path(tempfile.mkdtemp(prefix="marketlake-pg-", dir="/tmp" if as_root else None))
-    run_as: dict = {}
-    if as_root:
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            account = pwd.getpwnam("nobody")
-        os.chown(workdir, account.pw_uid, account.pw_gid)
-        run_as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-    password = "marketlake-test-password"
-    pwfile = workdir / "pwfile"
-    pwfile.write_text(password + "\n")
-    if as_root:
-        os.chown(pwfile, run_as["user"], run_as["group"])
-    data, log = workdir / "data", workdir / "postgres.log"
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
-
-    def pg(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [str(bin_dir / args[0]), *args[1:]],
-            cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, **run_as,
-        )  # fmt: skip
-        if result.returncode != 0:
-            server_log = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise RuntimeError(f"{args[0]} failed:\n{result.stdout}\n{result.stderr}\n{server_log}")
-        return result
-
-    port = _free_port()
-    pg("initdb", "-D", str(data), "-U", "dagster", f"--pwfile={pwfile}", "-E", "UTF8",
-       "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync")  # fmt: skip
-    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg("pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "30", "start")
-    try:
-        server = Postgres("127.0.0.1", port, "dagster", password, "dagster", 0.0)
-        admin = server.connect(db="postgres")
-        admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute("CREATE DATABASE dagster")
-        admin.close()
-        server.startup_s = time.perf_counter() - started
-        print(f"\nPostgreSQL on 127.0.0.1:{port} ready in {server.startup_s:.2f}s ({bin_dir})")
-        yield server
-    finally:
-        pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def home(postgres, tmp_path_factory) -> Iterator[Path]:
     """A DAGSTER_HOME holding deploy/dagster.yaml, the DAGSTER_PG_* variables set."""
     directory = tmp_path_factory.mktemp("dagster_home")
     shutil.copy(INSTANCE_YAML, directory / "dagster.yaml")
-    env = {
-        "DAGSTER_HOME": str(directory),
-        "DAGSTER_PG_HOST": postgres.host,
-        "DAGSTER_PG_PORT": str(postgres.port),
-        "DAGSTER_PG_USER": postgres.user,
-        "DAGSTER_PG_PASSWORD": postgres.password,
-        "DAGSTER_PG_DB": postgres.db,
-    }
+    env = {"DAGSTER_HOME": str(directory), **postgres.env}
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
