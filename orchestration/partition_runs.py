@@ -7,6 +7,7 @@ The runs go to the same Dagster instance the UI reads (`orchestration.instance`)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import multiprocessing
 import time
@@ -143,7 +144,7 @@ def run_partitions(
     An instrument-day left unbuilt because its run failed for another one gets a run of
     its own afterwards, so one bad day fails only itself.
     """
-    batches = plan_batches(symbols, start, end)
+    batches = planned = plan_batches(symbols, start, end)
     keys = [key for batch in batches for key in batch.keys]
     outcomes: dict[str, PartitionOutcome] = {}
     interrupted = False
@@ -186,7 +187,7 @@ def run_partitions(
         time.perf_counter() - started,
         not_started=[key for key in keys if key not in outcomes],
         interrupted=interrupted,
-        runs=len(plan_batches(symbols, start, end)),
+        runs=len(planned),
         jobs=jobs,
     )
 
@@ -238,10 +239,23 @@ class _PoolRunner:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def run(self, batches, run_config, progress, task) -> Iterator[list[PartitionOutcome]]:
-        pending = {self.pool.submit(_run_in_worker, batch, run_config): batch for batch in batches}
+        pending = [self.pool.submit(_run_in_worker, batch, run_config) for batch in batches]
         progress.update(task, current=f"{len(pending)} runs, {self.jobs} at a time")
-        for future in as_completed(pending):
-            yield future.result()
+        reported = set()
+        try:
+            for future in as_completed(pending):
+                reported.add(future)
+                yield future.result()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the workers too (one process group): their runs end as
+            # interrupted after committing what they had checked; queued runs never start.
+            for future in pending:
+                future.cancel()
+            for future in pending:
+                if future not in reported and not future.cancelled():
+                    with contextlib.suppress(Exception):  # a worker that died mid-run
+                        yield future.result()
+            raise
 
 
 _worker: tuple[dg.JobDefinition, dg.DagsterInstance] | None = None
