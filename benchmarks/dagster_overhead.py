@@ -91,7 +91,7 @@ def cli_seconds(env: dict[str, str], symbols: tuple[str, ...], days: int) -> flo
     output = _cli(
         env, "backfill", ",".join(symbols), "--start", DAY.isoformat(), "--end", end.isoformat()
     )
-    match = re.search(r"(\d+) partitions in ([\d.]+)s", output)
+    match = re.search(r"(\d+) partitions? in ([\d.]+)s", output)
     if match is None:
         raise RuntimeError(f"no summary in the CLI's output: {output[-2000:]}")
     return float(match[2])

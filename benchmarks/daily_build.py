@@ -73,7 +73,7 @@ def dagster_build_seconds(base_url: str, lake: Path, home: Path, days: int) -> l
     command += ["--start", DAY.isoformat(), "--end", end.isoformat()]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     # the summary's last line: "N partitions in X.Ys (1 run)"
-    total = re.search(r"(\d+) partitions in ([\d.]+)s", done.stdout)
+    total = re.search(r"(\d+) partitions? in ([\d.]+)s", done.stdout)
     if done.returncode != 0 or total is None or int(total[1]) != days:
         raise RuntimeError(f"marketlake build failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
     return [float(total[2]) / days] * days

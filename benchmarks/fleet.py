@@ -170,7 +170,7 @@ def cli(fleet: Fleet, env: dict[str, str], command: str, jobs: int, table: Path)
         seconds = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"marketlake {command} failed: {stderr[-3000:]}")
-    summary = [line for line in stdout.splitlines() if "partitions in" in line]
+    summary = [line for line in stdout.splitlines() if " in " in line and "partition" in line]
     return Measured(
         f"cli --jobs {jobs}",
         seconds,

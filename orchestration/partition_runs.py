@@ -98,10 +98,12 @@ def preflight(
     check_lake(lake_of(settings))
     if console is not None:
         runs = len(plan_batches(symbols, start, end))
+        partitions = len(symbols) * days
         console.print(
             f"{len(symbols)} symbol{'s' if len(symbols) > 1 else ''} x {days} "
-            f"day{'s' if days > 1 else ''} = {len(symbols) * days:,} partitions in "
-            f"{runs:,} run{'s' if runs > 1 else ''}"
+            f"day{'s' if days > 1 else ''} = "
+            f"{partitions:,} partition{'s' if partitions > 1 else ''} "
+            f"in {runs:,} run{'s' if runs > 1 else ''}"
             + (f", {jobs} at a time" if jobs > 1 and runs > 1 else ""),
             highlight=False,
         )

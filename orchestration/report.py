@@ -53,8 +53,8 @@ class RunReport:
             self._print_build(console)
         failed = [o.key for o in self.outcomes if not o.ok and not o.interrupted]
         console.print(
-            f"{len(self.outcomes)} partitions in {self.seconds:.1f}s"
-            + (f" ({self.runs} run{'s' if self.runs != 1 else ''})" if self.runs else "")
+            f"{_count(len(self.outcomes), 'partition')} in {self.seconds:.1f}s"
+            + (f" ({_count(self.runs, 'run')})" if self.runs else "")
             + (f"; [red]{len(failed)} failed[/]" if failed else "")
         )
         if self.interrupted:
@@ -110,6 +110,10 @@ class RunReport:
             cells = [str(o.metadata.get(a, {}).get("rows", "-")) for a in assets]
             table.add_row(o.key, *cells, self._checks(o), f"{o.seconds:.2f}")
         console.print(table)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _keys(keys: list[str], shown: int = 4) -> str:
