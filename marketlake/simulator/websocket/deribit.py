@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -31,7 +30,7 @@ from websockets.asyncio.server import ServerConnection
 
 from marketlake.simulator import book
 from marketlake.simulator.websocket.l2 import SentBook, best_first, changes, levels_at
-from marketlake.simulator.websocket.session import Session, trade_time_us
+from marketlake.simulator.websocket.session import TickedSession, trade_time_us
 
 if TYPE_CHECKING:
     from marketlake.simulator.websocket.server import WsSimulator
@@ -50,7 +49,7 @@ def route(channel: str) -> tuple[str, str] | None:
     return None
 
 
-class DeribitSession(Session):
+class DeribitSession(TickedSession):
     """One Deribit connection: channels by kind, books sent, the heartbeat it asked for."""
 
     def __init__(self, sim: WsSimulator, ws: ServerConnection) -> None:
@@ -62,10 +61,6 @@ class DeribitSession(Session):
         self.heartbeat_s: float | None = None
         self.heartbeat_due = 0.0
         self.unanswered = False
-
-    async def run(self, sender: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Answer requests while `sender` (the live market by default) writes."""
-        await self.while_reading(sender or self._live)
 
     async def read(self) -> None:
         async for message in self.ws:
@@ -123,31 +118,20 @@ class DeribitSession(Session):
         elif kind == "book":
             self.books[inst] = SentBook()
 
-    async def _live(self) -> None:
-        sim = self.sim
-        depth_due = 0.0
-        while True:
-            await asyncio.sleep(sim.tick_s)
-            while not self.requests.empty():
-                await self.answer(self.requests.get_nowait())
-            if sim.paused:
-                continue
-            if self.dropping() or await self._heartbeat():
-                return
-            now = sim.now_us()
-            t_us = now // 1000 * 1000  # timestamps are ms: the book of that very ms
-            stalled = self.stalled()
-            for inst, channel in list(self.channels["trades"].items()):
-                await self._trades(inst, channel, now, stalled)
-            if stalled:
-                continue
-            for inst, channel in list(self.channels["quote"].items()):
-                await self._quote(inst, channel, t_us)
-            mono = time.monotonic()
-            if mono >= depth_due:
-                depth_due = mono + sim.depth_interval_s
-                for inst, channel in list(self.channels["book"].items()):
-                    await self._book(inst, channel, t_us)
+    async def closing(self) -> bool:
+        return self.dropping() or await self._heartbeat()
+
+    async def send_trades(self, now_us: int, stalled: bool) -> None:
+        for inst, channel in list(self.channels["trades"].items()):
+            await self._trades(inst, channel, now_us, stalled)
+
+    async def send_quotes(self, t_us: int) -> None:
+        for inst, channel in list(self.channels["quote"].items()):
+            await self._quote(inst, channel, t_us)
+
+    async def send_books(self, t_us: int) -> None:
+        for inst, channel in list(self.channels["book"].items()):
+            await self._book(inst, channel, t_us)
 
     async def _heartbeat(self) -> bool:
         """Send a due test_request; True once the connection is closed for ignoring one."""
