@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 from websockets.asyncio.server import ServerConnection
 
+from marketlake.exchanges.deribit.websocket import channel_route
 from marketlake.simulator import book
 from marketlake.simulator.websocket.l2 import SentBook, best_first, changes, levels_at
 from marketlake.simulator.websocket.session import TickedSession, trade_time_us
@@ -37,16 +38,6 @@ if TYPE_CHECKING:
 
 KINDS: Final = ("trades", "quote", "book")
 _VERSION: Final = {"version": "1.2.26"}
-
-
-def route(channel: str) -> tuple[str, str] | None:
-    """(kind, instrument) of a channel this simulator serves, else None."""
-    parts = channel.split(".")
-    if len(parts) == 3 and parts[0] in ("trades", "book") and parts[2] in ("raw", "100ms"):
-        return parts[0], parts[1]
-    if len(parts) == 2 and parts[0] == "quote":
-        return "quote", parts[1]
-    return None
 
 
 class DeribitSession(TickedSession):
@@ -85,9 +76,9 @@ class DeribitSession(TickedSession):
             return
         if method in ("public/subscribe", "public/unsubscribe"):
             channels = params.get("channels") if type(params) is dict else None
-            taken = [c for c in channels or [] if type(c) is str and route(c) is not None]
+            taken = [c for c in channels or [] if type(c) is str and channel_route(c) is not None]
             for channel in taken:
-                kind, inst = route(channel)  # type: ignore[misc]
+                kind, inst = channel_route(channel)  # type: ignore[misc]
                 if method == "public/subscribe":
                     self._subscribe(kind, inst, channel)
                 else:
