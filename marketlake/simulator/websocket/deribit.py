@@ -40,6 +40,24 @@ KINDS: Final = ("trades", "quote", "book")
 _VERSION: Final = {"version": "1.2.26"}
 
 
+def trade_item(
+    inst: str, trade_id: int, price: float, qty: float, time_value: int, is_buyer_maker: bool
+) -> dict[str, Any]:
+    """A universe trade as Deribit sends it, on the websocket and in its REST history alike."""
+    return {
+        "timestamp": trade_time_us(time_value) // 1000,
+        "price": price,
+        "amount": qty,
+        "direction": "sell" if is_buyer_maker else "buy",
+        "index_price": price,
+        "instrument_name": inst,
+        "trade_seq": trade_id,
+        "mark_price": price,
+        "tick_direction": 0 if is_buyer_maker else 2,
+        "trade_id": str(trade_id),
+    }
+
+
 class DeribitSession(TickedSession):
     """One Deribit connection: channels by kind, books sent, the heartbeat it asked for."""
 
@@ -152,20 +170,7 @@ class DeribitSession(TickedSession):
             if stalled or self.skip(trade_id):
                 self.sim.stats.skipped(inst, trade_id)
                 continue
-            items.append(
-                {
-                    "timestamp": trade_time_us(time_value) // 1000,
-                    "price": price,
-                    "amount": qty,
-                    "direction": "sell" if is_buyer_maker else "buy",
-                    "index_price": price,
-                    "instrument_name": inst,
-                    "trade_seq": trade_id,
-                    "mark_price": price,
-                    "tick_direction": 0 if is_buyer_maker else 2,
-                    "trade_id": str(trade_id),
-                }
-            )
+            items.append(trade_item(inst, trade_id, price, qty, time_value, is_buyer_maker))
             self.sim.stats.sent(inst, trade_id)
         if items:
             await self._push(channel, items)
