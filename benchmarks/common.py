@@ -23,8 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
-
+from deploy.loopback.graphql import Webserver
 from marketlake import schemas
 from marketlake.simulator import SimConfig, Simulator
 
@@ -158,40 +157,16 @@ def median_seconds(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
-class GraphQL:
-    """A client of `dagster dev`'s GraphQL endpoint; a response with errors raises."""
+class GraphQL(Webserver):
+    """`Webserver` (a response with errors raises) that can also time a query."""
 
     def __init__(self, url: str, timeout: float = 300):
-        self.client = httpx.Client(base_url=url, timeout=timeout)
-
-    def __call__(self, query: str, variables: dict | None = None) -> dict:
-        response = self.client.post("/graphql", json={"query": query, "variables": variables or {}})
-        response.raise_for_status()
-        body = response.json()
-        if body.get("errors"):
-            raise RuntimeError(f"GraphQL errors: {body['errors']}")
-        return body["data"]
+        super().__init__(url, timeout)
 
     def timed(self, query: str, variables: dict, calls: int) -> float:
         """Median wall time of `calls` calls, in milliseconds (one untimed warm-up first)."""
         self(query, variables)
         return 1000 * median_seconds(lambda: self(query, variables), calls)
-
-
-#: The mutation the UI's "Launch backfill" dialog sends (instance/backfill/BackfillUtils.tsx),
-#: trimmed to the outcomes our assets can produce.
-LAUNCH_BACKFILL = """
-mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $backfillParams) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message stack }
-    ... on PartitionKeysNotFoundError { message }
-    ... on InvalidSubsetError { message }
-    ... on UnauthorizedError { message }
-  }
-}
-"""
 
 
 def stop_dev(process: subprocess.Popen) -> None:

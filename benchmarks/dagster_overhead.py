@@ -32,7 +32,6 @@ import httpx
 from benchmarks.archive_backfill import backfill_once
 from benchmarks.common import (
     DAY,
-    LAUNCH_BACKFILL,
     Context,
     GraphQL,
     Row,
@@ -48,19 +47,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 BAR_S = 0.5
 CLI_SAMPLE = 20
-
-STATUS = """
-query Status($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill {
-      status numPartitions
-      runs(limit: 100) { runId status creationTime startTime endTime }
-    }
-    ... on PythonError { message }
-  }
-}
-"""
 
 
 def _env(base_url: str, home: Path, lake: Path, symbols: tuple[str, ...]) -> dict[str, str]:
@@ -111,14 +97,10 @@ def daemon_seconds(ctx: Context, env: dict[str, str], keys: list[str]) -> tuple[
         _wait_serving(url, server)
         started = time.perf_counter()
         launched_at = time.time()
-        params = {"assetSelection": [{"path": ["trades_history"]}], "partitionNames": keys}
         gql = GraphQL(url, timeout=60)
-        launched = gql(LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
-        if launched["__typename"] != "LaunchBackfillSuccess":
-            raise RuntimeError(f"launch failed: {launched}")
+        backfill_id = gql.launch_backfill("trades_history", keys)
         while True:
-            status = gql(STATUS, {"id": launched["backfillId"]})
-            backfill = status["partitionBackfillOrError"]
+            backfill = gql.backfill(backfill_id)
             if backfill["status"] not in ("REQUESTED", "CANCELING", "FAILING"):
                 break
             if time.perf_counter() - started > 1800:

@@ -48,7 +48,8 @@ from typing import Any
 import dagster as dg
 import httpx
 
-from benchmarks.common import LAUNCH_BACKFILL, GraphQL, free_port, median_seconds, stop_dev
+from benchmarks.common import GraphQL, free_port, median_seconds, stop_dev
+from deploy.loopback.graphql import LAUNCH_BACKFILL
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from marketlake.lake import Lake
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -168,26 +168,18 @@ def price_chart(
     max_bars: int | None = None,
 ) -> str:
     """Close price and running VWAP over the day, volume bars beneath."""
-    bars = _prepared(bars, max_bars)
-    canvas = _Canvas(width, height, title)
-    price, volume = canvas.panels((0.72, 0.28))
-    times = _Times(bars)
-    if bars.is_empty():
-        return canvas.empty(price, volume)
-    vwap = running_vwap(bars)
-    y = _Scale.of([*bars["close"], *vwap.drop_nulls()], price)
-    canvas.grid(price, y)
-    canvas.time_axis(volume, times)
-    canvas.polyline("close", _points(times, y, bars["minute"], bars["close"]), PRICE)
-    canvas.polyline(
-        "vwap",
-        _points(times, y, bars["minute"], vwap),
-        VWAP,
-        dashed=True,
+
+    def closes(canvas: _Canvas, times: _Times, y: _Scale, bars: pl.DataFrame) -> None:
+        canvas.polyline("close", _points(times, y, bars["minute"], bars["close"]), PRICE)
+
+    return _with_vwap_and_volume(
+        _prepared(bars, max_bars),
+        _Canvas(width, height, title),
+        (0.72, 0.28),
+        prices=lambda bars: list(bars["close"]),
+        draw=closes,
+        legend=[("close", PRICE)],
     )
-    canvas.volume(volume, times, bars)
-    canvas.legend([("close", PRICE), ("VWAP", VWAP), ("volume", VOLUME)])
-    return canvas.svg()
 
 
 def candle_chart(
@@ -199,16 +191,17 @@ def candle_chart(
     max_bars: int | None = None,
 ) -> str:
     """OHLC candles (green up, red down) with the running VWAP, volume bars beneath."""
-    bars = _prepared(bars, max_bars)
-    canvas = _Canvas(width, height, title)
-    price, volume = canvas.panels((0.74, 0.26))
-    times = _Times(bars)
-    if bars.is_empty():
-        return canvas.empty(price, volume)
-    vwap = running_vwap(bars)
-    y = _Scale.of([*bars["high"], *bars["low"], *vwap.drop_nulls()], price)
-    canvas.grid(price, y)
-    canvas.time_axis(volume, times)
+    return _with_vwap_and_volume(
+        _prepared(bars, max_bars),
+        _Canvas(width, height, title),
+        (0.74, 0.26),
+        prices=lambda bars: [*bars["high"], *bars["low"]],
+        draw=_candles,
+        legend=[("up", UP), ("down", DOWN)],
+    )
+
+
+def _candles(canvas: _Canvas, times: _Times, y: _Scale, bars: pl.DataFrame) -> None:
     body = max(times.width * 0.7, 0.6)
     wicks: list[str] = []
     bodies: dict[bool, list[str]] = {True: [], False: []}
@@ -226,14 +219,31 @@ def candle_chart(
                 stroke=UP if up else DOWN,
                 width=body,
             )
-    canvas.polyline(
-        "vwap",
-        _points(times, y, bars["minute"], vwap),
-        VWAP,
-        dashed=True,
-    )
+
+
+def _with_vwap_and_volume(
+    bars: pl.DataFrame,
+    canvas: _Canvas,
+    split: tuple[float, float],
+    *,
+    prices: Callable[[pl.DataFrame], list[float]],
+    draw: Callable[[_Canvas, _Times, _Scale, pl.DataFrame], None],
+    legend: list[tuple[str, str]],
+) -> str:
+    """The price charts' common frame: a price panel scaled to `prices` and the running VWAP,
+    with what `draw` puts on it, then the VWAP line; volume bars beneath."""
+    price, volume = canvas.panels(split)
+    times = _Times(bars)
+    if bars.is_empty():
+        return canvas.empty(price, volume)
+    vwap = running_vwap(bars)
+    y = _Scale.of([*prices(bars), *vwap.drop_nulls()], price)
+    canvas.grid(price, y)
+    canvas.time_axis(volume, times)
+    draw(canvas, times, y, bars)
+    canvas.polyline("vwap", _points(times, y, bars["minute"], vwap), VWAP, dashed=True)
     canvas.volume(volume, times, bars)
-    canvas.legend([("up", UP), ("down", DOWN), ("VWAP", VWAP), ("volume", VOLUME)])
+    canvas.legend([*legend, ("VWAP", VWAP), ("volume", VOLUME)])
     return canvas.svg()
 
 

@@ -1,7 +1,8 @@
 """The webserver's GraphQL API, as the UI calls it: launch, watch and terminate.
 
-Only what the rehearsal needs: a backfill launched as the UI's "Launch backfill" dialog
-does, a job run launched as the Launchpad does, Terminate, and the status of each.
+Only what the rehearsal, the benchmarks and the end-to-end tests need: a backfill launched as
+the UI's "Launch backfill" dialog does, a job run launched as the Launchpad does, Terminate,
+and the status of each. The one home of the project's GraphQL client and of these queries.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ LOCATION = "marketlake"
 #: What Dagster names the repository of a `Definitions` object.
 REPOSITORY = "__repository__"
 
+#: The mutation the UI's "Launch backfill" dialog sends (instance/backfill/BackfillUtils.tsx),
+#: trimmed to the outcomes our assets can produce.
 LAUNCH_BACKFILL = """
 mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
   launchPartitionBackfill(backfillParams: $backfillParams) {
@@ -36,7 +39,7 @@ query Backfill($id: String!) {
     __typename
     ... on PartitionBackfill {
       status numPartitions timestamp endTimestamp
-      runs(limit: 1000) { runId status startTime endTime tags { key value } }
+      runs(limit: 1000) { runId status creationTime startTime endTime tags { key value } }
     }
     ... on PythonError { message }
   }

@@ -95,7 +95,8 @@ def stop_group(process: subprocess.Popen, grace_s: float) -> None:
 
 
 def processes_with_env(name: str, value: str) -> list[int]:
-    """Pids of the processes whose environment holds `name=value` (Linux /proc).
+    """Pids of the live processes whose environment holds `name=value` (Linux /proc); an
+    exited one not yet reaped (a zombie) is not running, so not among them.
 
     How a rehearsal proves it left nothing running: every process it starts carries its
     own DAGSTER_HOME.
@@ -107,8 +108,9 @@ def processes_with_env(name: str, value: str) -> list[int]:
             continue
         try:
             environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:  # gone meanwhile, or not ours to read
             continue
-        if wanted in environ.split(b"\0"):
+        if wanted in environ.split(b"\0") and state != "Z":
             found.append(int(entry.name))
     return found

@@ -117,6 +117,11 @@ class Shard:
     subscribe: tuple[bytes, ...] = ()
 
 
+def per_connection(symbols: Sequence[str], size: int) -> list[tuple[str, ...]]:
+    """`symbols` in order, cut into the connections of at most `size` each."""
+    return [tuple(symbols[i : i + size]) for i in range(0, len(symbols), size)]
+
+
 class GapFiller(Protocol):
     """Fetches a missing trade id range from the exchange's REST API (blocking; run in a thread)."""
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -17,6 +17,8 @@ import polars as pl
 
 from marketlake.exchanges.binance.ratelimit import backoff_delay
 from marketlake.exchanges.errors import ResponseFormatError, RestError
+from marketlake.exchanges.feed import Trade
+from marketlake.exchanges.fields import Refused
 from marketlake.schemas import RAW_TRADES
 
 
@@ -96,6 +98,44 @@ class PacedJsonClient:
             params=params,
             status=status,
         )
+
+
+class PagedTradesRest:
+    """A `marketlake.exchanges.feed.GapFiller` over a `PacedJsonClient`: the venues differ
+    only in how they page a range of trade ids (`_rows`)."""
+
+    def __init__(self, base_url: str, *, requests_per_s: float) -> None:
+        self.http = PacedJsonClient(base_url, requests_per_s=requests_per_s)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def trades_between_ids(self, symbol: str, first_id: int, last_id: int) -> pl.DataFrame:
+        """Trades ``first_id..last_id`` (inclusive) as `RAW_TRADES`, ascending; what the venue
+        has."""
+        if last_id < first_id:
+            raise ValueError(f"last_id {last_id} < first_id {first_id}")
+        return raw_trades_frame(self._rows(symbol, first_id, last_id))
+
+    def _rows(self, symbol: str, first_id: int, last_id: int) -> list[tuple]:
+        raise NotImplementedError
+
+
+def trade_rows(
+    items: list, symbol: str, where: str, parse: Callable[[str, dict, int], Trade]
+) -> list[tuple]:
+    """A REST page's trades, read by the venue's websocket parser ``parse``, as rows for
+    `raw_trades_frame`; one bad trade refuses the page, naming ``where``."""
+    rows = []
+    for item in items:
+        try:
+            if type(item) is not dict:
+                raise Refused("not an object")
+            trade = parse(symbol, item, 0)
+        except Refused as refused:
+            raise ResponseFormatError(f"{where}: {refused}: {str(item)[:200]}") from None
+        rows.append((trade.trade_id, trade.price, trade.qty, trade.ts_us, trade.is_buyer_maker))
+    return rows
 
 
 def raw_trades_frame(rows: list[tuple]) -> pl.DataFrame:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from marketlake.simulator import data
+from marketlake.simulator.websocket.deribit import trade_item
 from marketlake.simulator.websocket.l2 import number
 from marketlake.simulator.websocket.session import trade_time_us
 
@@ -111,18 +112,7 @@ def deribit_last_trades(api: RestApi, params: Params) -> Response:
     if params.get("sorting", ["asc"])[0] == "desc":
         rows = rows[::-1]
     trades = [
-        {
-            "timestamp": trade_time_us(time_value) // 1000,
-            "price": price,
-            "amount": qty,
-            "direction": "sell" if is_buyer_maker else "buy",
-            "index_price": price,
-            "instrument_name": inst,
-            "trade_seq": trade_id,
-            "mark_price": price,
-            "tick_direction": 0 if is_buyer_maker else 2,
-            "trade_id": str(trade_id),
-        }
+        trade_item(inst, trade_id, price, qty, time_value, is_buyer_maker)
         for trade_id, price, qty, _quote, time_value, is_buyer_maker, _best in rows
     ]
     has_more = bool(rows) and last < (end if end is not None else now_last)

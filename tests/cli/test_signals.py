@@ -14,6 +14,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from deploy.loopback.processes import processes_with_env
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.server import Simulator
 from orchestration.instance import local_instance
@@ -105,19 +106,7 @@ def running(home: Path) -> bool:
 
 def serving_processes(home: Path) -> list[int]:
     """Live processes started for this DAGSTER_HOME (the UI's webserver, daemon, servers)."""
-    marker = f"DAGSTER_HOME={home}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in environ.split(b"\0") and state != "Z":
-            found.append(int(entry.name))
-    return found
+    return processes_with_env("DAGSTER_HOME", str(home))
 
 
 def free_port() -> int:

@@ -16,6 +16,7 @@ import pytest
 from support.dagster_dev import dagster_dev, graphql, marketlake_cli, marketlake_env
 
 from assets.trades_history_checks import TRADES_HISTORY_CHECKS
+from deploy.loopback.graphql import BACKFILL, LAUNCH_BACKFILL
 from marketlake.lake import Lake
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.server import Simulator
@@ -27,29 +28,6 @@ PARTITIONS = [
     "2024-03-01|ETHUSDT",
     "2024-03-02|ETHUSDT",
 ]
-
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message stack }
-    ... on InvalidSubsetError { message }
-    ... on UnauthorizedError { message }
-  }
-}
-"""
-
-STATUS = """
-query Status($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    __typename
-    ... on PartitionBackfill { status numPartitions runs(limit: 50) { runId status } }
-    ... on PythonError { message }
-  }
-}
-"""
-
 
 TRADES_HISTORY = {"path": ["trades_history"]}
 
@@ -137,9 +115,9 @@ def test_a_backfill_launched_through_graphql_completes_with_the_daemon(tmp_path)
         with dagster_dev(env, tmp_path / "dev.log") as url:
             launched = graphql(
                 url,
-                LAUNCH,
+                LAUNCH_BACKFILL,
                 {
-                    "params": {
+                    "backfillParams": {
                         "assetSelection": [{"path": ["trades_history"]}],
                         "partitionNames": PARTITIONS,
                     }
@@ -226,7 +204,7 @@ def succeeded_partitions(url: str) -> set[tuple[str, str]]:
 def wait_for_backfill(url: str, backfill_id: str, timeout: float = 300) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        result = graphql(url, STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        result = graphql(url, BACKFILL, {"id": backfill_id})["partitionBackfillOrError"]
         assert result["__typename"] == "PartitionBackfill", result
         if result["status"] not in ("REQUESTED", "CANCELING", "FAILING"):
             return result

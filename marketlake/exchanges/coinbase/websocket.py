@@ -48,6 +48,7 @@ from marketlake.exchanges.feed import (
     Trade,
     json_object,
     payload_text,
+    per_connection,
     positive,
     reject,
 )
@@ -112,10 +113,9 @@ class CoinbaseFeed:
 
     def shards(self, ws_url: str, symbols: Sequence[str]) -> list[Shard]:
         products = [self.normalize_symbol(s) for s in symbols]
-        step = self.max_products_per_connection
         return [
-            self._shard(ws_url, tuple(products[i : i + step]))
-            for i in range(0, len(products), step)
+            self._shard(ws_url, chunk)
+            for chunk in per_connection(products, self.max_products_per_connection)
         ]
 
     def _shard(self, ws_url: str, products: tuple[str, ...]) -> Shard:

@@ -20,7 +20,7 @@ import orjson
 from marketlake.exchanges.book import BookEvent
 from marketlake.exchanges.deribit.books import resubscribe
 from marketlake.exchanges.deribit.websocket import DeribitParser, set_heartbeat, subscribe
-from marketlake.exchanges.feed import GapFiller, Parser, Record, Send, Shard
+from marketlake.exchanges.feed import GapFiller, Parser, Record, Send, Shard, per_connection
 from marketlake.exchanges.registry import DERIBIT
 from marketlake.exchanges.resubscribe import Resubscriptions
 
@@ -71,10 +71,9 @@ class DeribitFeed:
 
     def shards(self, ws_url: str, symbols: Sequence[str]) -> list[Shard]:
         instruments = [self.normalize_symbol(s) for s in symbols]
-        step = self.max_instruments_per_connection
         return [
-            Shard(ws_url, tuple(chunk), (set_heartbeat(self.heartbeat_s, 1), subscribe(chunk, 2)))
-            for chunk in (instruments[i : i + step] for i in range(0, len(instruments), step))
+            Shard(ws_url, chunk, (set_heartbeat(self.heartbeat_s, 1), subscribe(chunk, 2)))
+            for chunk in per_connection(instruments, self.max_instruments_per_connection)
         ]
 
     def parser(self, symbols: Sequence[str]) -> Parser:

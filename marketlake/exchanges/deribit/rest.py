@@ -8,30 +8,21 @@ second sustained); the client keeps to 10.
 
 from __future__ import annotations
 
-import polars as pl
-
 from marketlake.exchanges.deribit.websocket import _trade
 from marketlake.exchanges.errors import ResponseFormatError
-from marketlake.exchanges.fields import Refused
-from marketlake.exchanges.paced import PacedJsonClient, raw_trades_frame
+from marketlake.exchanges.paced import PagedTradesRest, trade_rows
 
 LAST_TRADES = "/api/v2/public/get_last_trades_by_instrument"
 PAGE = 1000
 
 
-class DeribitRest:
-    """The `marketlake.exchanges.feed.GapFiller` of Deribit."""
+class DeribitRest(PagedTradesRest):
+    """The `marketlake.exchanges.feed.GapFiller` of Deribit: ranges of ``trade_seq``."""
 
     def __init__(self, base_url: str, *, requests_per_s: float = 10.0) -> None:
-        self.http = PacedJsonClient(base_url, requests_per_s=requests_per_s)
+        super().__init__(base_url, requests_per_s=requests_per_s)
 
-    def close(self) -> None:
-        self.http.close()
-
-    def trades_between_ids(self, symbol: str, first_id: int, last_id: int) -> pl.DataFrame:
-        """Trades ``first_id..last_id`` of ``trade_seq`` as `RAW_TRADES`; what Deribit has."""
-        if last_id < first_id:
-            raise ValueError(f"last_id {last_id} < first_id {first_id}")
+    def _rows(self, symbol: str, first_id: int, last_id: int) -> list[tuple]:
         rows: list[tuple] = []
         start = first_id
         while start <= last_id:
@@ -47,7 +38,7 @@ class DeribitRest:
                 break
             rows += [r for r in page if first_id <= r[0] <= last_id]
             start = max(r[0] for r in page) + 1
-        return raw_trades_frame(rows)
+        return rows
 
 
 def _page(body: object, symbol: str) -> list[tuple]:
@@ -56,13 +47,4 @@ def _page(body: object, symbol: str) -> list[tuple]:
     trades = result.get("trades") if type(result) is dict else None
     if type(trades) is not list:
         raise ResponseFormatError(f"{where}: not a trades answer: {str(body)[:200]}")
-    rows = []
-    for item in trades:
-        try:
-            if type(item) is not dict:
-                raise Refused("not an object")
-            trade = _trade(symbol, item, 0)
-        except Refused as refused:
-            raise ResponseFormatError(f"{where}: {refused}: {str(item)[:200]}") from None
-        rows.append((trade.trade_id, trade.price, trade.qty, trade.ts_us, trade.is_buyer_maker))
-    return rows
+    return trade_rows(trades, symbol, where, _trade)

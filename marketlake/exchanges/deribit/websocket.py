@@ -90,8 +90,9 @@ def _is_test_request(message: object) -> bool:
     return type(params) is dict and params.get("type") == "test_request"
 
 
-def _route(channel: str) -> tuple[str, str] | None:
-    """(kind, instrument) of a channel name, or None if this parser does not land it."""
+def channel_route(channel: str) -> tuple[str, str] | None:
+    """(kind, instrument) of a channel name, or None if it is not one of the channels landed
+    (the simulator serves the same ones)."""
     parts = channel.split(".")
     if len(parts) == 3 and parts[0] in ("trades", "book") and parts[2] in ("raw", "100ms"):
         return parts[0], parts[1]
@@ -126,7 +127,7 @@ class DeribitParser:
         channel, data = params.get("channel"), params.get("data")
         if type(channel) is not str:
             return [reject("missing field 'channel'", raw, received_at_us)]
-        route = _route(channel)
+        route = channel_route(channel)
         if route is None:
             return [reject(f"unsupported channel {channel[:64]!r}", raw, received_at_us)]
         kind, instrument = route

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from marketlake.exchanges.book import BookEvent
-from marketlake.exchanges.feed import GapFiller, Parser, Record, Send, Shard
+from marketlake.exchanges.feed import GapFiller, Parser, Record, Send, Shard, per_connection
 from marketlake.exchanges.okx.books import resubscribe
 from marketlake.exchanges.okx.websocket import CHANNELS, OkxParser, subscribe
 from marketlake.exchanges.registry import OKX
@@ -66,10 +66,9 @@ class OkxFeed:
 
     def shards(self, ws_url: str, symbols: Sequence[str]) -> list[Shard]:
         instruments = [self.normalize_symbol(s) for s in symbols]
-        step = self.max_instruments_per_connection
         return [
-            Shard(ws_url, tuple(chunk), (subscribe(chunk, self.channels),))
-            for chunk in (instruments[i : i + step] for i in range(0, len(instruments), step))
+            Shard(ws_url, chunk, (subscribe(chunk, self.channels),))
+            for chunk in per_connection(instruments, self.max_instruments_per_connection)
         ]
 
     def parser(self, symbols: Sequence[str]) -> Parser:

@@ -8,30 +8,21 @@ the client keeps to 8 per second.
 
 from __future__ import annotations
 
-import polars as pl
-
 from marketlake.exchanges.errors import ResponseFormatError, RestError
-from marketlake.exchanges.fields import Refused
 from marketlake.exchanges.okx.websocket import _trade
-from marketlake.exchanges.paced import PacedJsonClient, raw_trades_frame
+from marketlake.exchanges.paced import PagedTradesRest, trade_rows
 
 HISTORY_TRADES = "/api/v5/market/history-trades"
 PAGE = 100
 
 
-class OkxRest:
-    """The `marketlake.exchanges.feed.GapFiller` of OKX."""
+class OkxRest(PagedTradesRest):
+    """The `marketlake.exchanges.feed.GapFiller` of OKX: ranges of trade ids, newest first."""
 
     def __init__(self, base_url: str, *, requests_per_s: float = 8.0) -> None:
-        self.http = PacedJsonClient(base_url, requests_per_s=requests_per_s)
+        super().__init__(base_url, requests_per_s=requests_per_s)
 
-    def close(self) -> None:
-        self.http.close()
-
-    def trades_between_ids(self, symbol: str, first_id: int, last_id: int) -> pl.DataFrame:
-        """Trades ``first_id..last_id`` (inclusive) as `RAW_TRADES`, ascending; what OKX has."""
-        if last_id < first_id:
-            raise ValueError(f"last_id {last_id} < first_id {first_id}")
+    def _rows(self, symbol: str, first_id: int, last_id: int) -> list[tuple]:
         rows: list[tuple] = []
         after = last_id + 1
         while after > first_id:
@@ -42,7 +33,7 @@ class OkxRest:
                 break
             rows += [r for r in page if first_id <= r[0] <= last_id]
             after = min(r[0] for r in page)
-        return raw_trades_frame(rows)
+        return rows
 
 
 def _page(body: object, symbol: str) -> list[tuple]:
@@ -57,13 +48,4 @@ def _page(body: object, symbol: str) -> list[tuple]:
         )
     if type(body) is not dict or type(body.get("data")) is not list:
         raise ResponseFormatError(f"{where}: not a trades answer: {str(body)[:200]}")
-    rows = []
-    for item in body["data"]:
-        try:
-            if type(item) is not dict:
-                raise Refused("not an object")
-            trade = _trade(symbol, item, 0)
-        except Refused as refused:
-            raise ResponseFormatError(f"{where}: {refused}: {str(item)[:200]}") from None
-        rows.append((trade.trade_id, trade.price, trade.qty, trade.ts_us, trade.is_buyer_maker))
-    return rows
+    return trade_rows(body["data"], symbol, where, _trade)

@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from websockets.asyncio.server import ServerConnection
 
+from marketlake.exchanges.deribit.websocket import channel_route
 from marketlake.simulator import book
 from marketlake.simulator.websocket.l2 import SentBook, best_first, changes, levels_at
-from marketlake.simulator.websocket.session import Session, trade_time_us
+from marketlake.simulator.websocket.session import TickedSession, trade_time_us
 
 if TYPE_CHECKING:
     from marketlake.simulator.websocket.server import WsSimulator
@@ -40,17 +40,25 @@ KINDS: Final = ("trades", "quote", "book")
 _VERSION: Final = {"version": "1.2.26"}
 
 
-def route(channel: str) -> tuple[str, str] | None:
-    """(kind, instrument) of a channel this simulator serves, else None."""
-    parts = channel.split(".")
-    if len(parts) == 3 and parts[0] in ("trades", "book") and parts[2] in ("raw", "100ms"):
-        return parts[0], parts[1]
-    if len(parts) == 2 and parts[0] == "quote":
-        return "quote", parts[1]
-    return None
+def trade_item(
+    inst: str, trade_id: int, price: float, qty: float, time_value: int, is_buyer_maker: bool
+) -> dict[str, Any]:
+    """A universe trade as Deribit sends it, on the websocket and in its REST history alike."""
+    return {
+        "timestamp": trade_time_us(time_value) // 1000,
+        "price": price,
+        "amount": qty,
+        "direction": "sell" if is_buyer_maker else "buy",
+        "index_price": price,
+        "instrument_name": inst,
+        "trade_seq": trade_id,
+        "mark_price": price,
+        "tick_direction": 0 if is_buyer_maker else 2,
+        "trade_id": str(trade_id),
+    }
 
 
-class DeribitSession(Session):
+class DeribitSession(TickedSession):
     """One Deribit connection: channels by kind, books sent, the heartbeat it asked for."""
 
     def __init__(self, sim: WsSimulator, ws: ServerConnection) -> None:
@@ -62,10 +70,6 @@ class DeribitSession(Session):
         self.heartbeat_s: float | None = None
         self.heartbeat_due = 0.0
         self.unanswered = False
-
-    async def run(self, sender: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Answer requests while `sender` (the live market by default) writes."""
-        await self.while_reading(sender or self._live)
 
     async def read(self) -> None:
         async for message in self.ws:
@@ -90,9 +94,9 @@ class DeribitSession(Session):
             return
         if method in ("public/subscribe", "public/unsubscribe"):
             channels = params.get("channels") if type(params) is dict else None
-            taken = [c for c in channels or [] if type(c) is str and route(c) is not None]
+            taken = [c for c in channels or [] if type(c) is str and channel_route(c) is not None]
             for channel in taken:
-                kind, inst = route(channel)  # type: ignore[misc]
+                kind, inst = channel_route(channel)  # type: ignore[misc]
                 if method == "public/subscribe":
                     self._subscribe(kind, inst, channel)
                 else:
@@ -123,31 +127,20 @@ class DeribitSession(Session):
         elif kind == "book":
             self.books[inst] = SentBook()
 
-    async def _live(self) -> None:
-        sim = self.sim
-        depth_due = 0.0
-        while True:
-            await asyncio.sleep(sim.tick_s)
-            while not self.requests.empty():
-                await self.answer(self.requests.get_nowait())
-            if sim.paused:
-                continue
-            if self.dropping() or await self._heartbeat():
-                return
-            now = sim.now_us()
-            t_us = now // 1000 * 1000  # timestamps are ms: the book of that very ms
-            stalled = self.stalled()
-            for inst, channel in list(self.channels["trades"].items()):
-                await self._trades(inst, channel, now, stalled)
-            if stalled:
-                continue
-            for inst, channel in list(self.channels["quote"].items()):
-                await self._quote(inst, channel, t_us)
-            mono = time.monotonic()
-            if mono >= depth_due:
-                depth_due = mono + sim.depth_interval_s
-                for inst, channel in list(self.channels["book"].items()):
-                    await self._book(inst, channel, t_us)
+    async def closing(self) -> bool:
+        return self.dropping() or await self._heartbeat()
+
+    async def send_trades(self, now_us: int, stalled: bool) -> None:
+        for inst, channel in list(self.channels["trades"].items()):
+            await self._trades(inst, channel, now_us, stalled)
+
+    async def send_quotes(self, t_us: int) -> None:
+        for inst, channel in list(self.channels["quote"].items()):
+            await self._quote(inst, channel, t_us)
+
+    async def send_books(self, t_us: int) -> None:
+        for inst, channel in list(self.channels["book"].items()):
+            await self._book(inst, channel, t_us)
 
     async def _heartbeat(self) -> bool:
         """Send a due test_request; True once the connection is closed for ignoring one."""
@@ -177,20 +170,7 @@ class DeribitSession(Session):
             if stalled or self.skip(trade_id):
                 self.sim.stats.skipped(inst, trade_id)
                 continue
-            items.append(
-                {
-                    "timestamp": trade_time_us(time_value) // 1000,
-                    "price": price,
-                    "amount": qty,
-                    "direction": "sell" if is_buyer_maker else "buy",
-                    "index_price": price,
-                    "instrument_name": inst,
-                    "trade_seq": trade_id,
-                    "mark_price": price,
-                    "tick_direction": 0 if is_buyer_maker else 2,
-                    "trade_id": str(trade_id),
-                }
-            )
+            items.append(trade_item(inst, trade_id, price, qty, time_value, is_buyer_maker))
             self.sim.stats.sent(inst, trade_id)
         if items:
             await self._push(channel, items)

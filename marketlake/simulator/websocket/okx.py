@@ -18,9 +18,7 @@ have the shapes of the recorded session in ``tests/data/real/okx``, plus the ``s
 from __future__ import annotations
 
 import asyncio
-import time
 import zlib
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -28,7 +26,7 @@ from websockets.asyncio.server import ServerConnection
 
 from marketlake.simulator import book
 from marketlake.simulator.websocket.l2 import SentBook, best_first, changes, levels_at, number
-from marketlake.simulator.websocket.session import Session, trade_time_us
+from marketlake.simulator.websocket.session import TickedSession, trade_time_us
 
 if TYPE_CHECKING:
     from marketlake.simulator.websocket.server import WsSimulator
@@ -55,7 +53,7 @@ def _level(price: float, size: float) -> list[str]:
     return [number(price), number(size), "0", orders]
 
 
-class OkxSession(Session):
+class OkxSession(TickedSession):
     """One OKX public connection: its subscriptions per channel and what it sent of books."""
 
     def __init__(self, sim: WsSimulator, ws: ServerConnection) -> None:
@@ -64,10 +62,6 @@ class OkxSession(Session):
         self.requests: asyncio.Queue[str | bytes] = asyncio.Queue()
         self.books: dict[str, SentBook] = {}
         self.last_quote: dict[str, int] = {}
-
-    async def run(self, sender: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Answer requests while `sender` (the live market by default) writes."""
-        await self.while_reading(sender or self._live)
 
     async def read(self) -> None:
         async for message in self.ws:
@@ -111,31 +105,17 @@ class OkxSession(Session):
             body = {"event": op, "arg": {"channel": channel, "instId": inst}}
             await self.ws.send(orjson.dumps(body), text=True)
 
-    async def _live(self) -> None:
-        sim = self.sim
-        depth_due = 0.0
-        while True:
-            await asyncio.sleep(sim.tick_s)
-            while not self.requests.empty():
-                await self.answer(self.requests.get_nowait())
-            if sim.paused:
-                continue
-            if self.dropping():
-                return
-            now = sim.now_us()
-            t_us = now // 1000 * 1000  # OKX's ts is in ms: the book of that very ms
-            stalled = self.stalled()
-            for inst in self.subscribed["trades"]:
-                await self._trades(inst, now, stalled)
-            if stalled:
-                continue
-            for inst in self.subscribed["bbo-tbt"]:
-                await self._bbo(inst, t_us)
-            mono = time.monotonic()
-            if mono >= depth_due:
-                depth_due = mono + sim.depth_interval_s
-                for inst in self.subscribed["books"]:
-                    await self._book(inst, t_us)
+    async def send_trades(self, now_us: int, stalled: bool) -> None:
+        for inst in self.subscribed["trades"]:
+            await self._trades(inst, now_us, stalled)
+
+    async def send_quotes(self, t_us: int) -> None:
+        for inst in self.subscribed["bbo-tbt"]:
+            await self._bbo(inst, t_us)
+
+    async def send_books(self, t_us: int) -> None:
+        for inst in self.subscribed["books"]:
+            await self._book(inst, t_us)
 
     async def _trades(self, inst: str, now: int, stalled: bool) -> None:
         trades = self.new_trades(inst, now)

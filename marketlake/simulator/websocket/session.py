@@ -1,4 +1,4 @@
-"""What Binance and Coinbase sessions share: fault injection, trade cursors, the send counter.
+"""What the venues' sessions share: fault injection, trade cursors, the send counter.
 
 A session is one client connection. Its cursor per symbol is the last trade id it has
 sent, so each tick sends exactly the trades that happened since (`new_trades`), from the
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class Session:
-    """What Binance and Coinbase sessions share: faults, trade cursors, the send counter."""
+    """What the venues' sessions share: faults, trade cursors, the send counter."""
 
     def __init__(self, sim: WsSimulator, ws: ServerConnection) -> None:
         self.sim = sim
@@ -94,6 +94,58 @@ class Session:
         if previous is None or last <= previous:
             return None
         return data.trades_between_ids(symbol, previous + 1, last, self.cfg)
+
+
+class TickedSession(Session):
+    """A session whose live market is one loop of ticks, as OKX and Deribit send it: answer
+    the queued requests, then (unless paused) the trades since the last tick (skipped while
+    stalled), the quotes, and every ``depth_interval_s`` the books, all of the book of the
+    tick's very millisecond."""
+
+    requests: asyncio.Queue
+
+    async def run(self, sender: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Answer requests while `sender` (the live market by default) writes."""
+        await self.while_reading(sender or self._live)
+
+    async def answer(self, request: object) -> None:
+        raise NotImplementedError
+
+    async def closing(self) -> bool:
+        """True once the connection is gone (dropped by a fault, or closed by the venue)."""
+        return self.dropping()
+
+    async def send_trades(self, now_us: int, stalled: bool) -> None:
+        raise NotImplementedError
+
+    async def send_quotes(self, t_us: int) -> None:
+        raise NotImplementedError
+
+    async def send_books(self, t_us: int) -> None:
+        raise NotImplementedError
+
+    async def _live(self) -> None:
+        sim = self.sim
+        depth_due = 0.0
+        while True:
+            await asyncio.sleep(sim.tick_s)
+            while not self.requests.empty():
+                await self.answer(self.requests.get_nowait())
+            if sim.paused:
+                continue
+            if await self.closing():
+                return
+            now = sim.now_us()
+            t_us = now // 1000 * 1000  # timestamps are ms: the book of that very ms
+            stalled = self.stalled()
+            await self.send_trades(now, stalled)
+            if stalled:
+                continue
+            await self.send_quotes(t_us)
+            mono = time.monotonic()
+            if mono >= depth_due:
+                depth_due = mono + sim.depth_interval_s
+                await self.send_books(t_us)
 
 
 def trade_time_us(time_value: int) -> int:
