@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import os
 import re
 import subprocess
 import sys
@@ -46,7 +45,6 @@ from assets.sql_models import run_model_partition
 from assets.trades_history import load_and_check_partition
 from benchmarks.common import (
     DAY,
-    LAUNCH_BACKFILL,
     Context,
     GraphQL,
     Row,
@@ -55,7 +53,8 @@ from benchmarks.common import (
     simulator,
     stop_dev,
 )
-from benchmarks.dagster_overhead import STATUS, _wait_serving
+from benchmarks.dagster_overhead import _env, _wait_serving
+from deploy.loopback.graphql import BACKFILL_FINISHED, LAUNCH_BACKFILL
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from marketlake.lake import Lake
 from marketlake.quality import _context as load_great_expectations
@@ -215,13 +214,12 @@ def daemon(
             launched = gql(LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
             if launched["__typename"] != "LaunchBackfillSuccess":
                 raise RuntimeError(f"launch failed: {launched}")
-            while True:
-                backfill = gql(STATUS, {"id": launched["backfillId"]})["partitionBackfillOrError"]
-                if backfill["status"] not in ("REQUESTED", "CANCELING", "FAILING"):
-                    break
+            while (backfill := gql.backfill(launched["backfillId"]))["status"] not in (
+                BACKFILL_FINISHED
+            ):
                 time.sleep(0.5)
             seconds = time.perf_counter() - started
-        runs = _count_runs(gql, launched["backfillId"])
+        runs = len(backfill["runs"])
     finally:
         stop_dev(server)
         log.close()
@@ -232,18 +230,6 @@ def daemon(
         peak_rss_mib=peak.mib, files_per_partition=_files_per_partition(table, fleet),
         first_readable_s=first.after(started),
     )  # fmt: skip
-
-
-RUN_COUNT = """
-query Runs($filter: RunsFilter!) {
-  runsOrError(filter: $filter) { ... on Runs { count } }
-}
-"""
-
-
-def _count_runs(gql: GraphQL, backfill_id: str) -> int:
-    tags = [{"key": "dagster/backfill", "value": backfill_id}]
-    return gql(RUN_COUNT, {"filter": {"tags": tags}})["runsOrError"]["count"]
 
 
 # --- what is measured beside the time ---------------------------------------------------------
@@ -331,17 +317,6 @@ def _files_per_partition(table: Path, fleet: Fleet) -> float | None:
 # --- running it -----------------------------------------------------------------------------------
 
 
-def _env(base_url: str, home: Path, lake: Path) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MARKETLAKE_")},
-        "DAGSTER_HOME": str(home),
-        "MARKETLAKE_LAKE": str(lake),
-        "MARKETLAKE_BINANCE_ARCHIVE_URL": base_url,
-        "MARKETLAKE_BINANCE_REST_URL": base_url,
-        "COLUMNS": "200",
-    }
-
-
 def measure(
     ctx: Context, fleet: Fleet, paths: Sequence[str], jobs: Sequence[int]
 ) -> dict[str, list[Measured]]:
@@ -367,12 +342,12 @@ def measure(
             log("build", bare_build(fleet, sim.base_url, lake))
         for n in jobs if "cli" in paths else ():
             lake, home = ctx.path(f"cli{n}-lake"), ctx.path(f"cli{n}-home")
-            env = _env(sim.base_url, home, lake)
+            env = _env(sim.base_url, home, lake, fleet.symbols)
             log("backfill", cli(fleet, env, "backfill", n, lake / "trades_history"))
             log("build", cli(fleet, env, "build", n, lake / "trades"))
         for n in jobs if "daemon" in paths else ():
             lake, home = ctx.path(f"daemon{n}-lake"), ctx.path(f"daemon{n}-home")
-            env = _env(sim.base_url, home, lake)
+            env = _env(sim.base_url, home, lake, fleet.symbols)
             subprocess.run(
                 [sys.executable, "-m", "orchestration.cli", "symbols", "add", *fleet.symbols],
                 cwd=ROOT, env=env, check=True, capture_output=True,
