@@ -391,7 +391,8 @@ def rows(fleet: Fleet, results: dict[str, list[Measured]]) -> list[Row]:
 
 def run(ctx: Context) -> list[Row]:
     if ctx.quick:
-        fleet, paths, jobs = Fleet(symbols_named(2), 2, 2_000), ("bare", "cli"), (2,)
+        # the CLI's process pool is tested by tests/cli; here one run through each path
+        fleet, paths, jobs = Fleet(symbols_named(1), 1, 2_000), ("bare", "cli"), (1,)
     else:
         fleet, paths, jobs = Fleet(symbols_named(50), 30, 100_000), ("bare", "cli", "daemon"), (2,)
     return rows(fleet, measure(ctx, fleet, paths, jobs))
