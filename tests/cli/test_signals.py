@@ -50,6 +50,7 @@ def test_ctrl_c_stops_a_multi_day_backfill_at_once_and_says_what_finished(tmp_pa
              "--start", "2024-03-01", "--end", f"2024-03-0{days}", "--lake", str(lake)],
             cwd=tmp_path, env=environment(sim, home),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=as_in_a_terminal,
         )  # fmt: skip
         # the six days are one run; stop it once two of its days are fetched
         wait_for(lambda: len(checked(home)) >= 2, process, "two days of the run fetched")
@@ -71,6 +72,12 @@ def test_ctrl_c_stops_a_multi_day_backfill_at_once_and_says_what_finished(tmp_pa
     with dg.DagsterInstance.from_config(str(home)) as instance:
         statuses = {run.status for run in instance.get_runs()}
     assert not statuses & {dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING}
+
+
+def as_in_a_terminal() -> None:
+    """Ctrl-C's default action, as a command typed in a terminal has it, even when the suite
+    itself runs where SIGINT is ignored (started in the background without job control)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def succeeded(home: Path) -> list[str]:
@@ -140,6 +147,7 @@ def test_stopping_marketlake_ui_stops_the_webserver_and_daemon_too(tmp_path, sig
         [sys.executable, "-m", "orchestration.cli", "ui", "--port", str(port),
          "--sim-port", str(sim_port)],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=as_in_a_terminal,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/server_info"
     try:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from orchestration.serve import stop_process_group
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -69,11 +71,7 @@ def dagster_dev(env: dict[str, str], log: Path) -> Iterator[str]:
         wait_until_serving(url, server)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process_group(server)
 
 
 def graphql(url: str, query: str, variables: dict) -> dict:
