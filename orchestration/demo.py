@@ -79,13 +79,14 @@ def run_demo(
     root = Path(settings.lake).absolute()
     out.print(
         "\n[bold]Where to look[/]\n"
-        f"  Polars:     ml.bars('{symbols[0]}', '{start}', freq='5m', "
-        f"lake=ml.Lake('{root}')).collect()\n"
-        "              (import marketlake as ml; README: Reading the lake)\n"
+        "  Polars:     import marketlake as ml   (README: Reading the lake)\n"
+        f"              ml.bars('{symbols[0]}', '{start}', freq='5m').collect()\n"
+        f"              with MARKETLAKE_LAKE={root}\n"
         f"  CLI:        uv run marketlake show bars {symbols[0]} {start} --freq 1h\n"
-        f"              uv run marketlake report {symbols[0]} {start}   (an HTML day report)\n"
-        "  Dagster UI: make ui, then http://127.0.0.1:3000 (Catalog: assets, checks, charts;\n"
-        "              Runs -> Backfills; the stream_supervisor sensor); the runs above are there."
+        f"              uv run marketlake report {symbols[0]} {start}\n"
+        "  Dagster UI: make ui, then http://127.0.0.1:3000: Catalog (assets, checks,\n"
+        "              charts), Runs -> Backfills, the stream_supervisor sensor;\n"
+        "              the runs above are already there."
     )
     return 0 if history.ok and daily.ok and live.ok else 1
 
