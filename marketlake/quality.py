@@ -238,10 +238,10 @@ def run_checks_batch(
             outcomes[key] = run_checks(frame, checks, params[key])
     for keys in together.values():
         planned = _plan(checks, params[keys[0]])
-        whole = pl.concat(
-            [frames[key].select(_columns(planned)) for key in keys], how="vertical_relaxed"
-        )
-        if len(keys) > 1 and all(r.success for r in _validate_frame(whole, planned).values()):
+        if len(keys) > 1 and _all_pass(
+            pl.concat([frames[k].select(_columns(planned)) for k in keys], how="vertical_relaxed"),
+            planned,
+        ):
             for key in keys:
                 outcomes[key] = [
                     CheckOutcome(
@@ -257,6 +257,10 @@ def run_checks_batch(
             for key in keys:
                 outcomes[key] = run_checks(frames[key], checks, params[key])
     return {key: outcomes[key] for key in frames}
+
+
+def _all_pass(frame: pl.DataFrame, planned: Sequence[tuple[Check, Sequence[Expectation]]]) -> bool:
+    return all(result.success for result in _validate_frame(frame, planned).values())
 
 
 def _splits(expectation: Expectation) -> bool:
