@@ -9,7 +9,9 @@ import pytest
 from assets.venue_prices import build_venue_prices
 from marketlake import schemas
 from marketlake.lake import Lake
+from orchestration.definitions import build_definitions
 from orchestration.partitions import instrument_day_partitions
+from orchestration.settings import Settings
 
 DAY = dt.date(2024, 3, 1)
 NEXT = DAY + dt.timedelta(days=1)
@@ -152,3 +154,19 @@ def test_a_day_refused_by_its_checks_keeps_its_previous_rows(lake):
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
     assert "prices_positive" in failed
     assert table(lake).equals(before)
+
+
+def test_the_schedule_asks_for_yesterdays_day_after_the_build_and_after_the_archive_refresh():
+    defs = build_definitions(Settings())
+    schedule = defs.resolve_schedule_def("venue_prices_schedule")
+    job = defs.resolve_job_def(schedule.job_name)
+    assert job.asset_layer.selected_asset_keys == {dg.AssetKey("venue_prices_1m")}
+    for hour in (1, 7):
+        scheduled = dt.datetime(2024, 3, 2, hour, tzinfo=dt.UTC)
+        with dg.DagsterInstance.ephemeral() as instance:
+            context = dg.build_schedule_context(
+                instance, scheduled_execution_time=scheduled,
+                repository_def=defs.get_repository_def(),
+            )  # fmt: skip
+            (request,) = schedule.evaluate_tick(context).run_requests
+        assert request.partition_key == "2024-03-01"
