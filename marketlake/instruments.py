@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from marketlake.exchanges.registry import VENUES
+
 Kind = Literal["spot", "perpetual", "future"]
 #: What one unit of the lake's ``qty`` is: base currency, contracts, or quote currency.
 QtyUnit = Literal["base", "contracts", "quote"]
@@ -235,6 +237,9 @@ def instrument_from_symbol(venue: str, symbol: str) -> Instrument | None:
     ``_`` quote is inverse, BTC-margined, quoted in USD. Options answer None; a symbol that
     is not the venue's syntax raises `InstrumentListError` naming it.
     """
+    known = VENUES.get(venue)
+    if known is None or not known.accepts(symbol):
+        raise InstrumentListError(f"{symbol!r} is not spelled as an instrument of {venue!r}")
     parts = symbol.split("-")
     if venue == "binance":
         for quote in BINANCE_QUOTES:
