@@ -13,7 +13,10 @@ partition it could be run for. The transform is `marketlake.side_by_side`, kept 
 Dagster and of I/O; this module reads, checks, writes and reports.
 
 Instruments come from the symbols' syntax (`marketlake.instruments.instrument_from_symbol`):
-the build runs offline, as the rest of the daily build does.
+the build runs offline, as the rest of the daily build does. A run configured with
+``instrument_lists`` (venue -> base URL) fetches those venues' lists first, so their
+contracts' sizes are known and ``base_volume`` is filled; a list that can't be fetched fails
+the run naming the URL, and nothing is written.
 """
 
 import datetime as dt
@@ -25,6 +28,8 @@ import dagster as dg
 import polars as pl
 
 from marketlake import side_by_side as sbs
+from marketlake.instrument_fetch import fetch_instruments
+from marketlake.instruments import Instrument, by_symbol
 from marketlake.lake import Lake
 from marketlake.quality import CheckOutcome, blocking_failures
 from marketlake.schemas import UTC_US
@@ -58,7 +63,15 @@ def read_day(lake: Lake, table: str, date: dt.date) -> pl.LazyFrame | None:
     return lake.read_partitions(table, wanted, refresh=False) if wanted else None
 
 
-def build_day(lake: Lake, date: dt.date) -> tuple[pl.DataFrame, dict[str, Any]]:
+class VenuePricesConfig(dg.Config):
+    #: Venue -> base URL of its instrument list (``{"okx": "https://www.okx.com"}``) to fetch
+    #: before the build; venues not named here are read from their symbols' syntax.
+    instrument_lists: dict[str, str] = {}  # noqa: RUF012 - pydantic copies defaults
+
+
+def build_day(
+    lake: Lake, date: dt.date, known: dict[tuple[str, str], Instrument] | None = None
+) -> tuple[pl.DataFrame, dict[str, Any]]:
     """One day's `venue_prices_1m` rows, and what the report says about them."""
     trades = read_day(lake, "trades", date)
     quotes = read_day(lake, "quotes", date)
@@ -66,7 +79,7 @@ def build_day(lake: Lake, date: dt.date) -> tuple[pl.DataFrame, dict[str, Any]]:
     for frame in (trades, quotes):
         if frame is not None:
             pairs |= set(frame.select("exchange", "symbol").unique().collect().iter_rows())
-    instruments, skipped = sbs.instruments_frame(pairs)
+    instruments, skipped = sbs.instruments_frame(pairs, known)
     empty_trades = pl.LazyFrame(
         schema={"exchange": pl.String, "symbol": pl.String, "ts": UTC_US,
                 "trade_id": pl.Int64, "price": pl.Float64, "qty": pl.Float64}
@@ -87,6 +100,7 @@ def build_day(lake: Lake, date: dt.date) -> tuple[pl.DataFrame, dict[str, Any]]:
         "venues": sorted(f"{e}:{s}" for e, s in instruments.select("exchange", "symbol").rows()),
         "instruments": sorted(set(instruments["instrument"])),
         "skipped_symbols": skipped,
+        "from_instrument_lists": sorted(f"{e}:{s}" for e, s in pairs if (e, s) in (known or {})),
         "minutes_with_a_gap": gaps.select("instrument", "minute").n_unique() if gaps.height else 0,
         "largest_gap_bps": float(gaps["gap_bps"].max()) if gaps.height else None,
     }
@@ -116,10 +130,15 @@ def build_venue_prices(instrument_days: dg.MultiPartitionsDefinition) -> dg.Asse
             "cross-venue VWAP gap in bps and the two venues that make it."
         ),
     )
-    def venue_prices_1m(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake]):
+    def venue_prices_1m(
+        context: dg.AssetExecutionContext, config: VenuePricesConfig, lake: dg.ResourceParam[Lake]
+    ):
         started = time.perf_counter()
         date = dt.date.fromisoformat(context.partition_key)
-        rows, report = build_day(lake, date)
+        known = {}
+        for venue, url in sorted(config.instrument_lists.items()):
+            known |= by_symbol(fetch_instruments(venue, url))
+        rows, report = build_day(lake, date, known)
         outcomes = sbs.check_venue_prices(rows, date)
         refused = blocking_failures(outcomes)
         results = [_check_result(o) for o in outcomes]

@@ -143,7 +143,12 @@ def venue_prices(
         .join(known.select("exchange", "symbol", "instrument"), on=["exchange", "symbol"])
         .with_columns(minute=pl.col("ts").dt.truncate("1m"))
         .group_by(_ROW)
-        .agg(mid=((pl.col("bid_price") + pl.col("ask_price")) / 2).sort_by("ts").last())
+        # quotes sharing a time keep the table's order (the `quotes` asset's), so the last wins
+        .agg(
+            mid=((pl.col("bid_price") + pl.col("ask_price")) / 2)
+            .sort_by("ts", maintain_order=True)
+            .last()
+        )
     )
     rows = (
         traded.join(quoted, on=_ROW, how="full", coalesce=True)

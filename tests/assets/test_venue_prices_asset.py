@@ -9,6 +9,8 @@ import pytest
 from assets.venue_prices import build_venue_prices
 from marketlake import schemas
 from marketlake.lake import Lake
+from marketlake.simulator.data import SimConfig
+from marketlake.simulator.server import Simulator
 from orchestration.definitions import build_definitions
 from orchestration.partitions import instrument_day_partitions
 from orchestration.settings import Settings
@@ -80,11 +82,15 @@ def lake(tmp_path) -> Lake:
     return lake
 
 
-def build(lake: Lake, day: dt.date) -> dg.ExecuteInProcessResult:
+def build(lake: Lake, day: dt.date, lists: dict | None = None) -> dg.ExecuteInProcessResult:
     asset = build_venue_prices(instrument_day_partitions(DAY - dt.timedelta(days=30)))
-    return dg.materialize(
-        [asset], partition_key=day.isoformat(), resources={"lake": lake}, raise_on_error=False
+    config = (
+        {"ops": {"venue_prices_1m": {"config": {"instrument_lists": lists}}}} if lists else None
     )
+    return dg.materialize(
+        [asset], partition_key=day.isoformat(), resources={"lake": lake}, run_config=config,
+        raise_on_error=False,
+    )  # fmt: skip
 
 
 def table(lake: Lake, day: dt.date = DAY) -> pl.DataFrame:
@@ -170,3 +176,31 @@ def test_the_schedule_asks_for_yesterdays_day_after_the_build_and_after_the_arch
             )  # fmt: skip
             (request,) = schedule.evaluate_tick(context).run_requests
         assert request.partition_key == "2024-03-01"
+
+
+def test_fetched_instrument_lists_give_contract_sizes_and_with_them_base_volume(lake):
+    universe = ("BTC-USDT", "BTC-USDT-SWAP", "BTC-PERPETUAL")
+    with Simulator(SimConfig(trades_per_day=1_000, symbols=universe)) as sim:
+        result = build(lake, DAY, {"okx": sim.base_url, "deribit": sim.base_url})
+    assert result.success
+    perpetual = table(lake).filter(pl.col("instrument") == "BTC-USD perpetual")
+    assert perpetual.select("symbol", "base_volume").rows() == [
+        ("BTC-PERPETUAL", pytest.approx(500.0)),
+        ("BTC-USDT-SWAP", pytest.approx(0.07)),  # 7 contracts of 0.01 BTC, from OKX's list
+    ]
+    (event,) = result.get_asset_materialization_events()
+    meta = event.step_materialization_data.materialization.metadata
+    assert meta["from_instrument_lists"].value == [
+        "deribit:BTC-PERPETUAL", "okx:BTC-USDT", "okx:BTC-USDT-SWAP",
+    ]  # fmt: skip
+
+
+def test_an_instrument_list_that_cant_be_fetched_fails_the_day_naming_the_url(lake):
+    assert build(lake, DAY).success
+    before = table(lake)
+    with Simulator(SimConfig(trades_per_day=1_000, symbols=("BTC-USDT",))) as sim:
+        result = build(lake, DAY, {"okx": f"{sim.base_url}/missing"})
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "/missing/api/v5/public/instruments" in str(failure.step_failure_data.error)
+    assert table(lake).equals(before)
