@@ -9,7 +9,6 @@ returned: either every path answered and parsed, or `InstrumentListError`.
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,14 +19,18 @@ from marketlake.instruments import Instrument, InstrumentListError
 
 
 def instrument_list_url(chosen: Venue, base_url: str | None = None) -> str:
-    """The base URL of ``chosen``'s list: ``base_url``, else its setting, else production."""
+    """The base URL of ``chosen``'s list: ``base_url``, else the venue's production URL.
+
+    The environment is not read here (`orchestration/settings.py` is the one place that
+    does): a caller that wants the simulator or a proxy passes its URL.
+    """
     source = chosen.instruments
     endpoint = source.base if source is not None and source.base is not None else chosen.rest
     if base_url:
         return base_url.rstrip("/")
     if endpoint is None:
         raise InstrumentListError(f"{chosen.title} has no REST endpoint for its instruments")
-    return os.environ.get(endpoint.env, endpoint.default).rstrip("/")
+    return endpoint.default.rstrip("/")
 
 
 def fetch_instruments(
