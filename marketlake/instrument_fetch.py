@@ -24,13 +24,14 @@ def instrument_list_url(chosen: Venue, base_url: str | None = None) -> str:
     The environment is not read here (`orchestration/settings.py` is the one place that
     does): a caller that wants the simulator or a proxy passes its URL.
     """
-    source = chosen.instruments
-    endpoint = source.base if source is not None and source.base is not None else chosen.rest
     if base_url:
         return base_url.rstrip("/")
-    if endpoint is None:
+    source = chosen.instruments
+    if source is not None and source.base is not None:
+        return source.base.rstrip("/")
+    if chosen.rest is None:
         raise InstrumentListError(f"{chosen.title} has no REST endpoint for its instruments")
-    return endpoint.default.rstrip("/")
+    return chosen.rest.default.rstrip("/")
 
 
 def fetch_instruments(

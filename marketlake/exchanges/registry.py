@@ -66,7 +66,8 @@ class InstrumentList:
 
     paths: tuple[str, ...]
     parser: str
-    base: Endpoint | None = None
+    #: The production base URL when the list is not on `Venue.rest` (Coinbase's REST host).
+    base: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ COINBASE: Final = Venue(
     instruments=InstrumentList(
         ("/api/v3/brokerage/market/products",),
         "marketlake.instruments:parse_coinbase_products",
-        Endpoint("https://api.coinbase.com", "MARKETLAKE_COINBASE_REST_URL"),
+        "https://api.coinbase.com",
     ),
 )
 
