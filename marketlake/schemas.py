@@ -122,7 +122,22 @@ def conform(frame: pl.DataFrame | pl.LazyFrame, schema: pl.Schema) -> pl.DataFra
 _BINANCE_SYMBOL: Final = re.compile(r"^[A-Z0-9]{2,20}$")
 _COINBASE_PRODUCT: Final = re.compile(r"^[A-Z0-9]{2,10}-[A-Z0-9]{2,10}$")
 
-EXCHANGES: Final = ("binance", "coinbase")
+#: The exchanges whose rules live here; every other venue's are the registry's.
+_OWN_RULES: Final = ("binance", "coinbase")
+
+
+def __getattr__(name: str) -> object:
+    """``EXCHANGES``: every venue of `marketlake.exchanges.registry`, in its order.
+
+    Read from the registry on first use rather than repeated here, so a venue added there
+    (OKX, Deribit) is a lake exchange everywhere at once. Imported lazily: the registry
+    imports this module, and importing it loads no feed package.
+    """
+    if name == "EXCHANGES":
+        from marketlake.exchanges.registry import VENUES
+
+        return tuple(VENUES)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class InvalidSymbolError(ValueError):
@@ -150,9 +165,14 @@ def normalize_symbol(symbol: str, exchange: str = "binance") -> str:
                 f"invalid Coinbase product {symbol!r}: expected BASE-QUOTE, like BTC-USD"
             )
     else:
-        raise InvalidSymbolError(
-            f"unknown exchange {exchange!r}: expected one of {', '.join(EXCHANGES)}"
-        )
+        from marketlake.exchanges.registry import VENUES
+
+        found = VENUES.get(exchange) if isinstance(exchange, str) else None
+        if found is None or exchange in _OWN_RULES:
+            raise InvalidSymbolError(
+                f"unknown exchange {exchange!r}: expected one of {', '.join(VENUES)}"
+            )
+        return found.normalize_symbol(symbol)
     return candidate
 
 

@@ -12,6 +12,11 @@ from assets.daily import build_daily_assets, lake_vacuum
 from assets.live import live_specs
 from assets.sql_models import build_sql_assets
 from assets.trades_history import build_trades_history
+from assets.venue_prices import (
+    build_venue_prices,
+    build_venue_prices_job,
+    build_venue_prices_schedule,
+)
 from orchestration.instance import tune_sqlite
 from orchestration.live import build_stream_job, build_stream_supervisor
 from orchestration.partitions import instrument_day_partitions
@@ -30,6 +35,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         trades_history = build_trades_history(partitions)
         daily = build_daily_assets(partitions)
         models = build_sql_assets(partitions)
+    venue_prices = build_venue_prices(partitions)
 
     history_job = dg.define_asset_job(
         "trades_history_job",
@@ -43,13 +49,23 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     )
     history_refresh_job = dg.define_asset_job(
         "history_refresh_job",
-        selection=dg.AssetSelection.assets(trades_history).downstream(),
+        # venue_prices_1m is downstream too, but by day: its own job reruns it (07:00 UTC)
+        selection=dg.AssetSelection.assets(trades_history).downstream()
+        - dg.AssetSelection.assets(venue_prices),
         description="Load the archive's day and rebuild everything downstream of it.",
     )
     vacuum_job = dg.define_asset_job("vacuum_job", selection=[lake_vacuum])
+    venue_prices_job = build_venue_prices_job(venue_prices)
     return dg.Definitions(
-        assets=[trades_history, *daily, *models, lake_vacuum, *live_specs],
-        jobs=[history_job, daily_job, history_refresh_job, vacuum_job, build_stream_job()],
+        assets=[trades_history, *daily, *models, venue_prices, lake_vacuum, *live_specs],
+        jobs=[
+            history_job,
+            daily_job,
+            history_refresh_job,
+            vacuum_job,
+            venue_prices_job,
+            build_stream_job(),
+        ],
         schedules=[
             build_yesterday_schedule(
                 "daily_schedule",
@@ -73,6 +89,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 default_status=dg.DefaultScheduleStatus.RUNNING,
                 description="03:00 UTC: delete files compaction replaced, past the retention.",
             ),
+            build_venue_prices_schedule("venue_prices_job"),
         ],
         sensors=[
             build_symbols_sensor(settings.symbols),

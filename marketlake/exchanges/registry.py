@@ -55,6 +55,22 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class InstrumentList:
+    """Where the venue lists its instruments, and the parser of that response.
+
+    The parser is ``"module:attribute"`` (imported on use, like the feeds), a function of
+    one decoded JSON response returning `marketlake.instruments.Instrument`s; ``paths``
+    (one request each: OKX lists one instrument type per request) are relative to ``base``
+    when given, else to the venue's `Venue.rest`.
+    """
+
+    paths: tuple[str, ...]
+    parser: str
+    #: The production base URL when the list is not on `Venue.rest` (Coinbase's REST host).
+    base: str | None = None
+
+
+@dataclass(frozen=True)
 class Venue:
     """One exchange as marketlake knows it."""
 
@@ -74,6 +90,8 @@ class Venue:
     channels: tuple[str, str, str]
     #: Upper-cases a user's spelling; venues with lower-case parts fix them up after.
     fixup: Callable[[str], str] | None = None
+    #: The venue's instrument list (`marketlake.instruments`); the symbol's syntax otherwise.
+    instruments: InstrumentList | None = None
 
     def normalize_symbol(self, symbol: str) -> str:
         """The venue's spelling of ``symbol``, or `InvalidSymbolError` naming it and the venue.
@@ -130,6 +148,9 @@ BINANCE: Final = Venue(
     feed_factory="marketlake.exchanges.binance.websocket:BinanceFeed",
     gap_fill="REST /api/v3/historicalTrades by trade id",
     channels=("trade", "bookTicker", "depth20@100ms"),
+    instruments=InstrumentList(
+        ("/api/v3/exchangeInfo",), "marketlake.instruments:parse_binance_exchange_info"
+    ),
 )
 
 COINBASE: Final = Venue(
@@ -144,6 +165,11 @@ COINBASE: Final = Venue(
     feed_factory="marketlake.exchanges.coinbase.websocket:CoinbaseFeed",
     gap_fill=None,
     channels=("market_trades", "ticker", "level2"),
+    instruments=InstrumentList(
+        ("/api/v3/brokerage/market/products",),
+        "marketlake.instruments:parse_coinbase_products",
+        "https://api.coinbase.com",
+    ),
 )
 
 OKX: Final = Venue(
@@ -160,6 +186,10 @@ OKX: Final = Venue(
     feed_factory="marketlake.exchanges.okx.feed:OkxFeed",
     gap_fill="REST /api/v5/market/history-trades by trade id",
     channels=("trades", "bbo-tbt", "books"),
+    instruments=InstrumentList(
+        tuple(f"/api/v5/public/instruments?instType={t}" for t in ("SPOT", "SWAP", "FUTURES")),
+        "marketlake.instruments:parse_okx_instruments",
+    ),
 )
 
 DERIBIT: Final = Venue(
@@ -179,6 +209,10 @@ DERIBIT: Final = Venue(
     gap_fill="REST public/get_last_trades_by_instrument by trade_seq",
     channels=("trades.{}.raw", "quote.{}", "book.{}.raw"),
     fixup=_deribit_fixup,
+    instruments=InstrumentList(
+        ("/api/v2/public/get_instruments?currency=any",),
+        "marketlake.instruments:parse_deribit_instruments",
+    ),
 )
 
 #: Every venue by name, in the order commands list them.
@@ -212,6 +246,7 @@ __all__ = [
     "OKX",
     "VENUES",
     "Endpoint",
+    "InstrumentList",
     "Limits",
     "Venue",
     "partition_venue",

@@ -35,9 +35,12 @@ DERIBIT_PAGE: Final = 1000
 
 
 def routes(api: RestApi) -> dict[str, Callable[[Params], Response]]:
+    from marketlake.simulator import instrument_lists  # the venues' instrument lists
+
     return {
         "/api/v5/market/history-trades": lambda params: okx_history_trades(api, params),
         "/api/v2/public/get_last_trades_by_instrument": lambda p: deribit_last_trades(api, p),
+        **instrument_lists.routes(api),
     }
 
 

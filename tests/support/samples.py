@@ -28,9 +28,16 @@ OKX_SESSION = OKX / "cryptofeed_OKX.ws.1.0.head.log"
 #: OKX docs examples (not captures): the only ``bbo-tbt`` message, a ``trades`` with ``count``.
 OKX_BBO_TBT_DOC = OKX / "nautilus_ws_bbo_tbt.json"
 OKX_TRADES_DOC = OKX / "nautilus_ws_trades.json"
+#: ``GET /api/v5/public/instruments?instType=SPOT``: five USD-quoted spot instruments.
+OKX_INSTRUMENTS_SPOT = OKX / "nautilus_http_get_instruments_spot.json"
 
 DERIBIT = REAL_SAMPLES / "deribit"
 #: cryptofeed's recording of Deribit v2 (2021-07-22): book snapshots and change-id chains.
 DERIBIT_SESSION = DERIBIT / "cryptofeed_DERIBIT.ws.1.0.log"
 DERIBIT_TRADES = DERIBIT / "nautilus_ws_trades.json"
 DERIBIT_QUOTE = DERIBIT / "nautilus_ws_quote.json"
+#: ``public/get_instruments``: a perpetual, a future, an option and a combo (mostly hand-made
+#: by its source; see PROVENANCE.md section 6).
+DERIBIT_INSTRUMENTS = DERIBIT / "nautilus_http_get_instruments.json"
+#: ``/api/v3/exchangeInfo`` of 2021, cut to BTCUSDT and ETHUSDT by its source.
+BINANCE_EXCHANGE_INFO = BINANCE_REST / "nautilus_http_spot_market_exchange_info.json"

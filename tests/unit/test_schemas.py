@@ -30,3 +30,14 @@ def test_symbols_are_accepted_comma_or_space_separated_without_repeats():
 def test_an_unknown_exchange_is_named_in_the_error():
     with pytest.raises(InvalidSymbolError, match="unknown exchange 'kraken'"):
         normalize_symbol("BTCUSDT", "kraken")
+
+
+def test_okx_and_deribit_symbols_are_lake_symbols_by_the_registrys_rules():
+    from dbt_like_sql.partition import validate_partition
+
+    assert parse_symbols(["btc-usdt, btc-usdt-swap"], "okx") == ["BTC-USDT", "BTC-USDT-SWAP"]
+    assert normalize_symbol("xrp_usdc-30jun23-0d625-c", "deribit") == "XRP_USDC-30JUN23-0d625-C"
+    partition = {"exchange": "deribit", "symbol": "btc-perpetual", "date": "2024-03-01"}
+    assert validate_partition(partition)["symbol"] == "BTC-PERPETUAL"
+    with pytest.raises(InvalidSymbolError, match="invalid Deribit instrument 'BTC/PERP'"):
+        normalize_symbol("BTC/PERP", "deribit")
