@@ -154,6 +154,7 @@ def materialize_partitions(
     results: dict[str, PartitionResult] = {}
     errors: dict[str, Exception] = {}
     commits = _Commits(lake, check_batch)
+    progress = _ProgressLog(context)
     stopped: BaseException | None = None
     try:
         for key in keys:
@@ -167,12 +168,13 @@ def materialize_partitions(
                 continue
             results[key] = result
             errors.update(commits.add(key, result, results))
+            progress.add(f"{key}: {result.summary}")
     except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as interruption:
         # Ctrl-C or a terminated run: the days already checked are committed and reported
         # (one commit), the one in progress is dropped, the rest never start.
         stopped = interruption
     errors.update(commits.flush(results))
-    _log_summaries(context, results)
+    progress.flush()
     if len(keys) == 1 and errors:
         raise next(iter(errors.values()))
 
@@ -291,11 +293,30 @@ def _complete(outcomes: list[CheckOutcome], checks: Sequence[Check]) -> list[Che
     ]
 
 
-def _log_summaries(context: dg.AssetExecutionContext, results: Mapping[str, PartitionResult]):
-    """One log line for the run's instrument-days: every line Dagster stores costs a write,
-    and each day's figures are in its own materialization already."""
-    if results:
-        context.log.info("\n".join(f"{key}: {result.summary}" for key, result in results.items()))
+class _ProgressLog:
+    """Each instrument-day's summary in the run's log, at most one line every few seconds.
+
+    Every log line is an event Dagster stores (a write to its event log), so a run of many
+    small days would spend more on its progress lines than on some of its days: lines are
+    grouped, and the first day is logged at once, so a run shows its progress from the start.
+    """
+
+    EVERY_S = 2.0
+
+    def __init__(self, context: dg.AssetExecutionContext) -> None:
+        self.context = context
+        self.lines: list[str] = []
+        self.last: float | None = None
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+        if self.last is None or time.monotonic() - self.last >= self.EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            self.context.log.info("\n".join(self.lines))
+            self.lines, self.last = [], time.monotonic()
 
 
 def _stored_materializations(

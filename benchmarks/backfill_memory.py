@@ -82,9 +82,9 @@ def _status_gib(field: str) -> float:
 
 def _child(base_url: str, lake: str) -> None:
     from benchmarks.archive_backfill import backfill_once
-    from marketlake.quality import _context
+    from marketlake.quality import wait_until_loaded
 
-    _context()  # Great Expectations' context: built once per process, whatever the day
+    wait_until_loaded()  # Great Expectations' process: started once, whatever the day
     baseline = _status_gib("VmRSS")
     seconds, rows, _ = backfill_once(base_url, Path(lake))
     report = {"rows": rows, "seconds": round(seconds, 2), "rss_after_imports_gib": baseline}

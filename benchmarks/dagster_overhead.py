@@ -40,7 +40,7 @@ from benchmarks.common import (
     stop_dev,
 )
 from marketlake.lake import Lake
-from marketlake.quality import _context as ge_context
+from marketlake.quality import wait_until_loaded as ge_context
 
 NAME = "dagster_overhead"
 ROOT = Path(__file__).resolve().parents[1]

@@ -57,7 +57,7 @@ from benchmarks.dagster_overhead import _env, _wait_serving
 from deploy.loopback.graphql import BACKFILL_FINISHED, LAUNCH_BACKFILL
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from marketlake.lake import Lake
-from marketlake.quality import _context as load_great_expectations
+from marketlake.quality import wait_until_loaded as load_great_expectations
 
 NAME = "fleet"
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,12 +1,12 @@
 """Great Expectations behind one small function: a frame and expectations in, outcomes out.
 
 GE validates pandas frames, takes seconds to import (4-5 s) and draws progress bars by
-default, so this module imports it only when a validation needs it, converts only the
-columns an expectation reads, and runs an ephemeral context with progress bars and
-analytics off: no files, no network, no telemetry. A caller that knows checks will follow
-(a backfill or build step) calls `load_in_background` first: the import then overlaps the
-first partition's download and parse (network and Polars, which release the GIL) instead
-of following them.
+default, so it runs in a process of its own (`quality_process`), started on first use or,
+by a caller that knows checks will follow (the CLI's backfill and build, each asset step),
+ahead of time with `load_in_background`: its import then runs on another core instead of
+in front of the first partition's checks. Only the columns an expectation reads cross to
+it; it runs an ephemeral context with progress bars and analytics off: no files, no
+network, no telemetry.
 
 Every expectation of a call is validated in one suite against one batch: GE then loads the
 batch once and computes the metrics expectations share (row count, null masks) once.
@@ -16,6 +16,7 @@ an in-memory frame for a batch marker nothing here reads, ~0.4 s per batch at 5M
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import polars as pl
+
+from marketlake.quality_process import ExpectationResult, ValidationProcess
 
 Severity = Literal["ERROR", "WARN"]
 
@@ -102,26 +105,38 @@ def blocking_failures(outcomes: Sequence[CheckOutcome]) -> list[CheckOutcome]:
     return [o for o in outcomes if not o.passed and o.severity == "ERROR"]
 
 
-_loader_lock = threading.Lock()  # guards _loader
-_build_lock = threading.Lock()  # one build of the context at a time
-_loader: threading.Thread | None = None
+_process_lock = threading.Lock()
+_process: ValidationProcess | None = None
+_build_lock = threading.Lock()  # one build of the context at a time (in the GE process)
 _loaded: tuple[Any, Any] | None = None
 
 
 def load_in_background() -> None:
-    """Start loading Great Expectations in a daemon thread (once per process) so that the
-    first validation finds it ready; `run_checks` waits for it if it is not done yet."""
-    global _loader
-    with _loader_lock:
-        if _loaded is not None or _loader is not None:
-            return
-        _loader = threading.Thread(target=_context, name="load-great-expectations", daemon=True)
-        _loader.start()
+    """Start the Great Expectations process now (once per process), so that its import runs
+    on another core while this process imports Dagster and fetches the first partition;
+    the first validation waits for it only if it is not ready yet."""
+    _validator()
 
 
-def _context() -> tuple[Any, Any]:
+def wait_until_loaded() -> None:
+    """Start the GE process if needed and return once it has imported GE (benchmarks time
+    the work without that fixed cost)."""
+    _validator().validate(pl.DataFrame(), [])
+
+
+def _validator() -> ValidationProcess:
+    global _process
+    with _process_lock:
+        if _process is None:
+            _process = ValidationProcess()
+            atexit.register(_process.close)
+        return _process
+
+
+def load_great_expectations() -> tuple[Any, Any]:
     """GE and the batch definition every validation uses, built once per process (the
-    first caller builds it; a concurrent caller waits for that one instead of racing it)."""
+    first caller builds it; a concurrent caller waits for that one instead of racing it).
+    Only the GE process (`quality_process`) calls this."""
     global _loaded
     with _build_lock:
         if _loaded is None:
@@ -279,12 +294,18 @@ def _columns(planned: Sequence[tuple[Check, Sequence[Expectation]]]) -> list[str
 
 def _validate_frame(
     frame: pl.DataFrame, planned: Sequence[tuple[Check, Sequence[Expectation]]]
-) -> dict[tuple, Any]:
-    gx, batch_definition = _context()
+) -> dict[tuple, ExpectationResult]:
     columns = _columns(planned)
-    pandas_frame = _to_pandas(frame.select(columns) if columns else frame)
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": pandas_frame})
-    return _validate(gx, batch, [x for _, es in planned for x in es])
+    return _validator().validate(
+        frame.select(columns) if columns else frame, [x for _, es in planned for x in es]
+    )
+
+
+def validate_here(frame: pl.DataFrame, expectations: Sequence[Expectation]) -> dict[tuple, Any]:
+    """Validate in this process (the GE process's side of `_validate_frame`)."""
+    gx, batch_definition = load_great_expectations()
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": _to_pandas(frame)})
+    return _validate(gx, batch, expectations)
 
 
 def _to_pandas(frame: pl.DataFrame) -> Any:

@@ -264,7 +264,10 @@ _worker: tuple[dg.JobDefinition, dg.DagsterInstance] | None = None
 
 
 def _start_worker(settings: Settings, job_name: str) -> None:
+    from marketlake.quality import load_in_background
     from orchestration.definitions import build_definitions
+
+    load_in_background()  # before the definitions' imports, on the other core
 
     global _worker
     _worker = (build_definitions(settings).resolve_job_def(job_name), local_instance())
