@@ -12,7 +12,7 @@ and its refs read that one partition; a model that reads every venue of a date h
 partition it could be run for. The transform is `marketlake.side_by_side`, kept free of
 Dagster and of I/O; this module reads, checks, writes and reports.
 
-Instruments come from the symbols' syntax (`marketlake.instruments.instrument_from_symbol`):
+Instruments come from the symbols' syntax (`marketlake.instrument_specs.instrument_from_symbol`):
 the build runs offline, as the rest of the daily build does. A run configured with
 ``instrument_lists`` (venue -> base URL) fetches those venues' lists first, so their
 contracts' sizes are known and ``base_volume`` is filled; a list that can't be fetched fails
@@ -29,7 +29,7 @@ import polars as pl
 
 from marketlake import side_by_side as sbs
 from marketlake.instrument_fetch import fetch_instruments
-from marketlake.instruments import Instrument, by_symbol
+from marketlake.instrument_specs import InstrumentSpec, by_symbol
 from marketlake.lake import Lake
 from marketlake.quality import CheckOutcome, blocking_failures
 from marketlake.schemas import UTC_US
@@ -70,7 +70,7 @@ class VenuePricesConfig(dg.Config):
 
 
 def build_day(
-    lake: Lake, date: dt.date, known: dict[tuple[str, str], Instrument] | None = None
+    lake: Lake, date: dt.date, known: dict[tuple[str, str], InstrumentSpec] | None = None
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """One day's `venue_prices_1m` rows, and what the report says about them."""
     trades = read_day(lake, "trades", date)

@@ -1,4 +1,4 @@
-"""Fetching a venue's instrument list: the I/O half of `marketlake.instruments`.
+"""Fetching a venue's instrument list: the I/O half of `marketlake.instrument_specs`.
 
 The registry names each venue's list (`marketlake.exchanges.registry.InstrumentList`: the
 paths, the parser, the base URL and the setting that moves it); this asks for every path
@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from marketlake.exchanges.registry import Venue, venue
-from marketlake.instruments import Instrument, InstrumentListError
+from marketlake.instrument_specs import InstrumentListError, InstrumentSpec
 
 
 def instrument_list_url(chosen: Venue, base_url: str | None = None) -> str:
@@ -40,7 +40,7 @@ def fetch_instruments(
     *,
     client: httpx.Client | None = None,
     timeout_s: float = 10.0,
-) -> list[Instrument]:
+) -> list[InstrumentSpec]:
     """Every spot, perpetual and future instrument the venue ``name`` lists."""
     chosen = venue(name)
     source = chosen.instruments
@@ -51,7 +51,7 @@ def fetch_instruments(
     owned = client is None
     http = client or httpx.Client(timeout=timeout_s)
     try:
-        found: list[Instrument] = []
+        found: list[InstrumentSpec] = []
         for path in source.paths:
             found += parser(_get(http, f"{base}{path}", chosen.title))
         return found
@@ -78,6 +78,6 @@ def _get(http: httpx.Client, url: str, title: str) -> Mapping[str, Any]:
     return payload
 
 
-def _parser(reference: str) -> Callable[[Mapping[str, Any]], list[Instrument]]:
+def _parser(reference: str) -> Callable[[Mapping[str, Any]], list[InstrumentSpec]]:
     module_name, _, attribute = reference.partition(":")
     return getattr(importlib.import_module(module_name), attribute)

@@ -1,6 +1,6 @@
 """`venue_prices_1m`: every venue's price of one instrument, minute by minute, side by side.
 
-For each normalized instrument (`marketlake.instruments`: ``BTC-USD spot``), minute and
+For each normalized instrument (`marketlake.instrument_specs`: ``BTC-USD spot``), minute and
 venue (``exchange:symbol``) a row holds the venue's trade VWAP, last trade price and last
 mid quote in that minute, and, repeated on each of the minute's rows, the largest
 cross-venue gap with the two venues that make it.
@@ -17,7 +17,7 @@ Choices a reader of the table should know:
   ``(high - low) / ((high + low) / 2) * 10_000``: symmetric, so it doesn't depend on which
   venue is called the reference (100 and 101 give 99.50 bps). It is null when fewer than
   two venues traded in the minute.
-- VWAPs weigh trades by base quantity (`Instrument.base_quantity`), so an inverse
+- VWAPs weigh trades by base quantity (`InstrumentSpec.base_quantity`), so an inverse
   contract's USD amounts and a spot market's coins are weighed alike. ``base_volume`` is
   null where a contract's size is unknown (instrument list not fetched); the VWAP does not
   need it.
@@ -31,7 +31,7 @@ from typing import Final
 
 import polars as pl
 
-from marketlake.instruments import Instrument, InstrumentListError, resolve
+from marketlake.instrument_specs import InstrumentListError, InstrumentSpec, resolve
 from marketlake.quality import Check, CheckOutcome
 from marketlake.schemas import UTC_US
 
@@ -79,7 +79,7 @@ _MINUTE: Final = ["instrument", "minute"]
 
 def instruments_frame(
     pairs: Iterable[tuple[str, str]],
-    known: Mapping[tuple[str, str], Instrument] | None = None,
+    known: Mapping[tuple[str, str], InstrumentSpec] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, str]]:
     """The instruments of (exchange, symbol) pairs, and the pairs left out with why.
 

@@ -59,7 +59,7 @@ class InstrumentList:
     """Where the venue lists its instruments, and the parser of that response.
 
     The parser is ``"module:attribute"`` (imported on use, like the feeds), a function of
-    one decoded JSON response returning `marketlake.instruments.Instrument`s; ``paths``
+    one decoded JSON response returning `marketlake.instrument_specs.InstrumentSpec`s; ``paths``
     (one request each: OKX lists one instrument type per request) are relative to ``base``
     when given, else to the venue's `Venue.rest`.
     """
@@ -90,7 +90,7 @@ class Venue:
     channels: tuple[str, str, str]
     #: Upper-cases a user's spelling; venues with lower-case parts fix them up after.
     fixup: Callable[[str], str] | None = None
-    #: The venue's instrument list (`marketlake.instruments`); the symbol's syntax otherwise.
+    #: The venue's instrument list (`marketlake.instrument_specs`); the symbol's syntax otherwise.
     instruments: InstrumentList | None = None
 
     def normalize_symbol(self, symbol: str) -> str:
@@ -149,7 +149,7 @@ BINANCE: Final = Venue(
     gap_fill="REST /api/v3/historicalTrades by trade id",
     channels=("trade", "bookTicker", "depth20@100ms"),
     instruments=InstrumentList(
-        ("/api/v3/exchangeInfo",), "marketlake.instruments:parse_binance_exchange_info"
+        ("/api/v3/exchangeInfo",), "marketlake.instrument_specs:parse_binance_exchange_info"
     ),
 )
 
@@ -167,7 +167,7 @@ COINBASE: Final = Venue(
     channels=("market_trades", "ticker", "level2"),
     instruments=InstrumentList(
         ("/api/v3/brokerage/market/products",),
-        "marketlake.instruments:parse_coinbase_products",
+        "marketlake.instrument_specs:parse_coinbase_products",
         "https://api.coinbase.com",
     ),
 )
@@ -188,7 +188,7 @@ OKX: Final = Venue(
     channels=("trades", "bbo-tbt", "books"),
     instruments=InstrumentList(
         tuple(f"/api/v5/public/instruments?instType={t}" for t in ("SPOT", "SWAP", "FUTURES")),
-        "marketlake.instruments:parse_okx_instruments",
+        "marketlake.instrument_specs:parse_okx_instruments",
     ),
 )
 
@@ -211,7 +211,7 @@ DERIBIT: Final = Venue(
     fixup=_deribit_fixup,
     instruments=InstrumentList(
         ("/api/v2/public/get_instruments?currency=any",),
-        "marketlake.instruments:parse_deribit_instruments",
+        "marketlake.instrument_specs:parse_deribit_instruments",
     ),
 )
 

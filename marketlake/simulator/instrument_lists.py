@@ -14,7 +14,7 @@ So that `marketlake.instrument_fetch` is exercised over loopback like every othe
 
 A venue lists the universe's symbols spelled as its instruments (``BTC-USDT-SWAP`` is an OKX
 swap, ``BTC-PERPETUAL`` a Deribit perpetual), described as their syntax reads
-(`marketlake.instruments.instrument_from_symbol`); contract sizes are OKX's and Deribit's
+(`marketlake.instrument_specs.instrument_from_symbol`); contract sizes are OKX's and Deribit's
 for BTC (0.01 BTC linear / 100 USD inverse; 10 USD).
 """
 
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from marketlake.exchanges.registry import VENUES
-from marketlake.instruments import Instrument, InstrumentListError, instrument_from_symbol
+from marketlake.instrument_specs import InstrumentListError, InstrumentSpec, instrument_from_symbol
 
 if TYPE_CHECKING:
     from marketlake.simulator.rest import Params, Response, RestApi
@@ -46,7 +46,7 @@ def routes(api: RestApi) -> dict[str, Callable[[Params], Response]]:
     }
 
 
-def listed(api: RestApi, venue: str) -> list[Instrument]:
+def listed(api: RestApi, venue: str) -> list[InstrumentSpec]:
     """The universe's symbols that are instruments of ``venue``, in the universe's order.
 
     The universe is one list for every venue, and ``BTC-PERPETUAL`` is spelled like a

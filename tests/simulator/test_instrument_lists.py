@@ -3,7 +3,7 @@
 import pytest
 
 from marketlake.instrument_fetch import fetch_instruments
-from marketlake.instruments import InstrumentListError
+from marketlake.instrument_specs import InstrumentListError
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.server import Simulator
 

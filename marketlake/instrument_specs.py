@@ -3,12 +3,12 @@
 ``BTCUSDT`` (Binance), ``BTC-USDT`` (OKX), ``BTC-USD`` (Coinbase) and ``BTC-PERPETUAL``
 (Deribit) are four spellings, and not all the same thing: the first three are spot
 markets, the last an inverse perpetual swap quoted in USD, settled in BTC, whose trade
-amounts are USD. An `Instrument` says so, from the venue's own instrument list where one
-was fetched (`parse_instruments`), or from the symbol's syntax where not
+amounts are USD. An `InstrumentSpec` says so, from the venue's own instrument list where one
+was fetched (`parse_instrument_list`), or from the symbol's syntax where not
 (`instrument_from_symbol`, the offline fallback).
 
 How quotes compare. ``quote`` is kept exactly as the venue gives it (USDT stays USDT). The
-*key* that joins venues (`Instrument.key`, e.g. ``BTC-USD spot``) puts the quote currencies
+*key* that joins venues (`InstrumentSpec.key`, e.g. ``BTC-USD spot``) puts the quote currencies
 of `USD_EQUIVALENTS` (USD, USDT, USDC) in one group, ``USD``. Why: the question the
 side-by-side answers is "what does one BTC cost on each venue, right now", and the answer
 a user expects for Binance's BTCUSDT and Coinbase's BTC-USD is one row each under one
@@ -58,7 +58,7 @@ class InstrumentListError(ValueError):
 
 
 @dataclass(frozen=True)
-class Instrument:
+class InstrumentSpec:
     """One venue's instrument, normalized.
 
     ``contract_size`` is the venue's: base currency per contract for linear contracts,
@@ -103,7 +103,7 @@ class Instrument:
 # --- instrument lists ----------------------------------------------------------------------
 
 
-def parse_okx_instruments(payload: Mapping[str, Any]) -> list[Instrument]:
+def parse_okx_instruments(payload: Mapping[str, Any]) -> list[InstrumentSpec]:
     """OKX ``GET /api/v5/public/instruments`` (any ``instType``): spot, swaps and futures.
 
     Numbers come as strings; contract fields are empty strings on spot. A swap's ``sz``
@@ -121,7 +121,7 @@ def parse_okx_instruments(payload: Mapping[str, Any]) -> list[Instrument]:
             continue
         if kind == "spot":
             base, quote = _text(item, "baseCcy", "OKX", name), _text(item, "quoteCcy", "OKX", name)
-            found.append(Instrument("okx", name, base, quote, "spot", 1.0, False, quote))
+            found.append(InstrumentSpec("okx", name, base, quote, "spot", 1.0, False, quote))
             continue
         family = item.get("instFamily") or item.get("uly") or ""
         base, _, quote = family.partition("-")
@@ -130,7 +130,7 @@ def parse_okx_instruments(payload: Mapping[str, Any]) -> list[Instrument]:
         inverse = item.get("ctType") == "inverse"
         expiry = _ms_date(item.get("expTime"), name, "OKX") if kind == "future" else None
         found.append(
-            Instrument(
+            InstrumentSpec(
                 "okx", name, base, quote, kind, _number(item, "ctVal", "OKX", name), inverse,
                 item.get("settleCcy") or (base if inverse else quote), expiry, "contracts",
             )
@@ -138,7 +138,7 @@ def parse_okx_instruments(payload: Mapping[str, Any]) -> list[Instrument]:
     return found
 
 
-def parse_deribit_instruments(payload: Mapping[str, Any]) -> list[Instrument]:
+def parse_deribit_instruments(payload: Mapping[str, Any]) -> list[InstrumentSpec]:
     """Deribit ``public/get_instruments``: spot pairs, perpetuals and futures.
 
     ``instrument_type`` "reversed" is inverse: its trade ``amount`` is USD (the lake's qty);
@@ -163,7 +163,7 @@ def parse_deribit_instruments(payload: Mapping[str, Any]) -> list[Instrument]:
             else None
         )
         found.append(
-            Instrument(
+            InstrumentSpec(
                 "deribit", name, base, quote, kind,
                 _number(item, "contract_size", "Deribit", name), inverse,
                 item.get("settlement_currency") or quote, expiry,
@@ -173,18 +173,18 @@ def parse_deribit_instruments(payload: Mapping[str, Any]) -> list[Instrument]:
     return found
 
 
-def parse_binance_exchange_info(payload: Mapping[str, Any]) -> list[Instrument]:
+def parse_binance_exchange_info(payload: Mapping[str, Any]) -> list[InstrumentSpec]:
     """Binance spot ``GET /api/v3/exchangeInfo``: every symbol is a spot pair."""
     found = []
     for item in _items(payload, "symbols", "Binance"):
         name = _text(item, "symbol", "Binance")
         base = _text(item, "baseAsset", "Binance", name)
         quote = _text(item, "quoteAsset", "Binance", name)
-        found.append(Instrument("binance", name, base, quote, "spot", 1.0, False, quote))
+        found.append(InstrumentSpec("binance", name, base, quote, "spot", 1.0, False, quote))
     return found
 
 
-def parse_coinbase_products(payload: Mapping[str, Any]) -> list[Instrument]:
+def parse_coinbase_products(payload: Mapping[str, Any]) -> list[InstrumentSpec]:
     """Coinbase Advanced Trade ``GET /api/v3/brokerage/market/products``: spot products.
 
     Products of another ``product_type`` (FUTURE) are skipped: the feed streams spot only.
@@ -196,11 +196,11 @@ def parse_coinbase_products(payload: Mapping[str, Any]) -> list[Instrument]:
             continue
         base = _text(item, "base_currency_id", "Coinbase", name)
         quote = _text(item, "quote_currency_id", "Coinbase", name)
-        found.append(Instrument("coinbase", name, base, quote, "spot", 1.0, False, quote))
+        found.append(InstrumentSpec("coinbase", name, base, quote, "spot", 1.0, False, quote))
     return found
 
 
-PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], list[Instrument]]]] = {
+PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], list[InstrumentSpec]]]] = {
     "binance": parse_binance_exchange_info,
     "coinbase": parse_coinbase_products,
     "okx": parse_okx_instruments,
@@ -208,7 +208,7 @@ PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], list[Instrument]]]] = {
 }
 
 
-def parse_instruments(venue: str, payload: Mapping[str, Any]) -> list[Instrument]:
+def parse_instrument_list(venue: str, payload: Mapping[str, Any]) -> list[InstrumentSpec]:
     """``venue``'s instrument-list response as Instruments (options and combos left out)."""
     parser = PARSERS.get(venue)
     if parser is None:
@@ -227,7 +227,7 @@ _MONTHS: Final = (
 )  # fmt: skip
 
 
-def instrument_from_symbol(venue: str, symbol: str) -> Instrument | None:
+def instrument_from_symbol(venue: str, symbol: str) -> InstrumentSpec | None:
     """The instrument ``symbol`` names on ``venue``, from its syntax alone (no list fetched).
 
     What the syntax can't tell is left unknown rather than guessed: a contract's size is
@@ -245,9 +245,9 @@ def instrument_from_symbol(venue: str, symbol: str) -> Instrument | None:
         for quote in BINANCE_QUOTES:
             if symbol.endswith(quote) and len(symbol) > len(quote):
                 base = symbol[: -len(quote)]
-                return Instrument(venue, symbol, base, quote, "spot", 1.0, False, quote)
+                return InstrumentSpec(venue, symbol, base, quote, "spot", 1.0, False, quote)
     elif venue == "coinbase" and len(parts) == 2 and all(parts):
-        return Instrument(venue, symbol, parts[0], parts[1], "spot", 1.0, False, parts[1])
+        return InstrumentSpec(venue, symbol, parts[0], parts[1], "spot", 1.0, False, parts[1])
     elif venue == "okx" and len(parts) >= 2 and all(parts):
         return _okx_from_parts(symbol, parts)
     elif venue == "deribit" and parts[0]:
@@ -255,25 +255,25 @@ def instrument_from_symbol(venue: str, symbol: str) -> Instrument | None:
     raise InstrumentListError(f"can't tell the instrument of {venue} symbol {symbol!r}")
 
 
-def _okx_from_parts(symbol: str, parts: list[str]) -> Instrument | None:
+def _okx_from_parts(symbol: str, parts: list[str]) -> InstrumentSpec | None:
     base, quote = parts[0], parts[1]
     if len(parts) == 2:
-        return Instrument("okx", symbol, base, quote, "spot", 1.0, False, quote)
+        return InstrumentSpec("okx", symbol, base, quote, "spot", 1.0, False, quote)
     if len(parts) != 3:
         return None  # BTC-USD-240628-60000-C: an option
     inverse = quote == "USD"
     settle = base if inverse else quote
     if parts[2] == "SWAP":
-        return Instrument("okx", symbol, base, quote, "perpetual", None, inverse, settle,
+        return InstrumentSpec("okx", symbol, base, quote, "perpetual", None, inverse, settle,
                           None, "contracts")  # fmt: skip
     if _OKX_EXPIRY.fullmatch(parts[2]):
         expiry = dt.datetime.strptime(parts[2], "%y%m%d").date()
-        return Instrument("okx", symbol, base, quote, "future", None, inverse, settle,
+        return InstrumentSpec("okx", symbol, base, quote, "future", None, inverse, settle,
                           expiry, "contracts")  # fmt: skip
     raise InstrumentListError(f"can't tell the instrument of okx symbol {symbol!r}")
 
 
-def _deribit_from_parts(symbol: str, parts: list[str]) -> Instrument | None:
+def _deribit_from_parts(symbol: str, parts: list[str]) -> InstrumentSpec | None:
     head = parts[0]
     base, _, quote = head.partition("_")
     linear = bool(quote)
@@ -283,16 +283,16 @@ def _deribit_from_parts(symbol: str, parts: list[str]) -> Instrument | None:
     if len(parts) == 1:
         if not linear:
             raise InstrumentListError(f"can't tell the instrument of deribit symbol {symbol!r}")
-        return Instrument("deribit", symbol, base, quote, "spot", 1.0, False, quote)
+        return InstrumentSpec("deribit", symbol, base, quote, "spot", 1.0, False, quote)
     if len(parts) > 2:
         return None  # BTC-27DEC24-100000-C: an option
     if parts[1] == "PERPETUAL":
-        return Instrument("deribit", symbol, base, quote, "perpetual", None, not linear,
+        return InstrumentSpec("deribit", symbol, base, quote, "perpetual", None, not linear,
                           settle, None, unit)  # fmt: skip
     expiry = _deribit_expiry(parts[1])
     if expiry is None:
         raise InstrumentListError(f"can't tell the instrument of deribit symbol {symbol!r}")
-    return Instrument("deribit", symbol, base, quote, "future", None, not linear, settle,
+    return InstrumentSpec("deribit", symbol, base, quote, "future", None, not linear, settle,
                       expiry, unit)  # fmt: skip
 
 
@@ -308,15 +308,15 @@ def _deribit_expiry(text: str) -> dt.date | None:
 
 
 def resolve(
-    venue: str, symbol: str, known: Mapping[tuple[str, str], Instrument] | None = None
-) -> Instrument | None:
+    venue: str, symbol: str, known: Mapping[tuple[str, str], InstrumentSpec] | None = None
+) -> InstrumentSpec | None:
     """The listed instrument when ``known`` (from fetched lists) has it, else the fallback."""
     if known and (found := known.get((venue, symbol))) is not None:
         return found
     return instrument_from_symbol(venue, symbol)
 
 
-def by_symbol(instruments: Iterable[Instrument]) -> dict[tuple[str, str], Instrument]:
+def by_symbol(instruments: Iterable[InstrumentSpec]) -> dict[tuple[str, str], InstrumentSpec]:
     """Instruments by (venue, symbol), the lookup `resolve` takes."""
     return {(i.venue, i.symbol): i for i in instruments}
 
@@ -365,10 +365,10 @@ __all__ = [
     "KINDS",
     "PARSERS",
     "USD_EQUIVALENTS",
-    "Instrument",
     "InstrumentListError",
+    "InstrumentSpec",
     "by_symbol",
     "instrument_from_symbol",
-    "parse_instruments",
+    "parse_instrument_list",
     "resolve",
 ]

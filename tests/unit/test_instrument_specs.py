@@ -7,18 +7,18 @@ import pytest
 from support.samples import BINANCE_EXCHANGE_INFO, DERIBIT_INSTRUMENTS, OKX_INSTRUMENTS_SPOT
 
 from marketlake.exchanges.registry import VENUES
-from marketlake.instruments import (
+from marketlake.instrument_specs import (
     InstrumentListError,
     by_symbol,
     instrument_from_symbol,
-    parse_instruments,
+    parse_instrument_list,
     resolve,
 )
 from marketlake.schemas import EXCHANGES, InvalidSymbolError, normalize_symbol
 
 
 def _listed(venue, path):
-    return by_symbol(parse_instruments(venue, json.loads(path.read_text())))
+    return by_symbol(parse_instrument_list(venue, json.loads(path.read_text())))
 
 
 def test_okx_spot_list_gives_usd_quoted_spot_instruments_with_unit_size():
@@ -89,7 +89,7 @@ def test_the_four_spellings_of_bitcoin_in_dollars_meet_under_two_keys():
 def test_base_quantity_turns_each_venues_qty_into_bitcoin():
     deribit = instrument_from_symbol("deribit", "BTC-PERPETUAL")  # qty is USD
     assert deribit.base_quantity(50_000.0, 100_000.0) == 0.5
-    listed = parse_instruments(
+    listed = parse_instrument_list(
         "okx",
         {
             "code": "0",
@@ -142,13 +142,13 @@ def test_a_listed_instrument_wins_over_the_symbol_syntax():
 )
 def test_a_bad_instrument_list_is_refused_naming_what_is_wrong(venue, payload, problem):
     with pytest.raises(InstrumentListError, match=problem):
-        parse_instruments(venue, payload)
+        parse_instrument_list(venue, payload)
 
 
 def test_a_contract_without_a_size_is_refused_naming_the_instrument():
     item = {"instId": "BTC-USD-SWAP", "instType": "SWAP", "uly": "BTC-USD", "ctVal": ""}
     with pytest.raises(InstrumentListError, match=r"'BTC-USD-SWAP'.*'ctVal'"):
-        parse_instruments("okx", {"code": "0", "data": [item]})
+        parse_instrument_list("okx", {"code": "0", "data": [item]})
 
 
 def test_every_registered_venue_has_an_instrument_list_and_a_lake_symbol_rule():
