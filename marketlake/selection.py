@@ -133,13 +133,10 @@ def _refuse(exchange: str, symbol: str, table: str, held: Iterable[tuple[str, st
     held = sorted(held)
     found = [e for e, s in held if s == symbol]
     where = f" (it is on {', '.join(found)}: pass exchange=)" if found else ""
-    mine = [s for e, s in held if e == exchange]
-    listing = (
-        f"{exchange} symbols there: {_listing(mine)}"
-        if mine
-        else f"it holds {_listing(held, pairs=True)}"
+    raise LakeError(
+        f"unknown symbol {symbol!r} on {exchange} in table {table!r}{where}; "
+        f"it holds {_listing(held, pairs=True)}"
     )
-    raise LakeError(f"unknown symbol {symbol!r} on {exchange} in table {table!r}{where}; {listing}")
 
 
 def _listing(items: Iterable, pairs: bool = False) -> str:

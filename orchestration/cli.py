@@ -157,9 +157,12 @@ def _parser() -> argparse.ArgumentParser:
     vacuum.set_defaults(run=_run_vacuum)
 
     symbols = commands.add_parser("symbols", help="list or add the instrument partitions")
-    symbols.add_argument("action", choices=("list", "add"))
-    symbols.add_argument("symbols", nargs="*", help=INSTRUMENTS_HELP)
-    _add_exchange_argument(symbols)
+    actions = symbols.add_subparsers(title="actions", metavar="ACTION", dest="action")
+    actions.required = True
+    actions.add_parser("list", help="print the instrument partitions, venue:SYMBOL")
+    add = actions.add_parser("add", help="add instruments (Binance's checked against it)")
+    add.add_argument("symbols", nargs="+", help=INSTRUMENTS_HELP)
+    _add_exchange_argument(add)
     symbols.set_defaults(run=_run_symbols)
 
     migrate = commands.add_parser(

@@ -153,11 +153,13 @@ def _add_instance_records(settings: Settings, days: list[DayData]) -> None:
 
     from orchestration.definitions import build_definitions
     from orchestration.instance import local_instance
+    from orchestration.partitions import check_migrated
 
     check_keys = sorted(
         build_definitions(settings).resolve_asset_graph().asset_check_keys, key=_order
     )
     instance = local_instance()
+    check_migrated(instance)
     for day in days:
         partition = f"{day.date.isoformat()}|{Instrument(day.exchange, day.symbol)}"
         records = instance.fetch_materializations(

@@ -31,7 +31,7 @@ from orchestration.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 INSTANCE_YAML = ROOT / "deploy" / "dagster.yaml"
 DAY = dt.date(2024, 3, 1)
-KEY = f"{DAY}|BTCUSDT"
+KEY = f"{DAY}|binance:BTCUSDT"
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 
@@ -85,7 +85,7 @@ def test_a_materialized_partition_is_recorded_in_postgres(instance, postgres, tm
             start_date=dt.date(2024, 1, 1),
             symbols=tuple(SYMBOLS),
         )
-        instance.add_dynamic_partitions("symbols", ["BTCUSDT"])
+        instance.add_dynamic_partitions("instruments", ["binance:BTCUSDT"])
         # The asset as the Definitions bind it (lake and binance resources included).
         asset = build_definitions(settings).resolve_assets_def("trades_history")
         result = dg.materialize(

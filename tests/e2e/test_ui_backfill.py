@@ -23,10 +23,10 @@ from marketlake.simulator.server import Simulator
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 PARTITIONS = [
-    "2024-03-01|BTCUSDT",
-    "2024-03-02|BTCUSDT",
-    "2024-03-01|ETHUSDT",
-    "2024-03-02|ETHUSDT",
+    "2024-03-01|binance:BTCUSDT",
+    "2024-03-02|binance:BTCUSDT",
+    "2024-03-01|binance:ETHUSDT",
+    "2024-03-02|binance:ETHUSDT",
 ]
 
 TRADES_HISTORY = {"path": ["trades_history"]}
@@ -196,7 +196,7 @@ def succeeded_partitions(url: str) -> set[tuple[str, str]]:
             day = dt.date.fromisoformat(block["primaryDimStartKey"])
             while day <= dt.date.fromisoformat(block["primaryDimEndKey"]):
                 for symbol in block["secondaryDim"].get("succeededPartitions", []):
-                    found.add((check["name"], f"{day}|{symbol}"))
+                    found.add((check["name"], f"{day}|binance:{symbol}"))
                 day += dt.timedelta(days=1)
     return found
 

@@ -107,7 +107,7 @@ def open_trades_history(page: Page, steps: Steps) -> None:
     link(page, "trades_history").click()
     expect(page.get_by_role("tab", name="Partitions")).to_be_visible()
     # The CLI's run of one instrument-day is the latest materialization, with its figures.
-    expect(page.get_by_text(f"{CLI_DAY}|BTCUSDT").first).to_be_visible()
+    expect(page.get_by_text(f"{CLI_DAY}|binance:BTCUSDT").first).to_be_visible()
     for key in ("rows", "vwap", "source", "delta_version"):
         expect(visible_text(page, key).first).to_be_visible()
     steps.shot("trades_history")
@@ -177,7 +177,7 @@ def read_partition_metadata(page: Page, steps: Steps, lake: Lake) -> None:
         page.get_by_placeholder("Filter by date").fill(day)
         visible_text(page, day).click()
         visible_text(page, symbol).click()
-        expect(page.get_by_text(f"{day}|{symbol}").first).to_be_visible()
+        expect(page.get_by_text(f"{day}|binance:{symbol}").first).to_be_visible()
         expect(page.get_by_text("Materialized", exact=True).last).to_be_visible()
 
     def own_figures(day: str, symbol: str) -> None:
@@ -224,7 +224,7 @@ def read_the_checks(page: Page, steps: Steps, lake: Lake) -> None:
     page.get_by_placeholder("Filter by date").fill(UI_DAY)
     visible_text(page, UI_DAY).click()
     visible_text(page, "ETHUSDT").click()
-    expect(visible_text(page, f"{UI_DAY}|ETHUSDT")).to_be_visible()
+    expect(visible_text(page, f"{UI_DAY}|binance:ETHUSDT")).to_be_visible()
     expect(visible_text(page, "Passed")).to_be_visible()
     checked = page.get_by_role("row").filter(has=visible_text(page, "rows_checked"))
     expect(checked).to_contain_text(str(rows_in_lake(lake, UI_DAY, "ETHUSDT")))
@@ -252,7 +252,7 @@ def see_the_days_chart(page: Page, steps: Steps) -> None:
     behind "[Show Markdown]", both drawn from an SVG data URI."""
     nav(page, "Catalog").click()
     link(page, "trades").click()
-    expect(page.get_by_text(f"{CLI_DAY}|BTCUSDT").first).to_be_visible()
+    expect(page.get_by_text(f"{CLI_DAY}|binance:BTCUSDT").first).to_be_visible()
     trend = page.get_by_role("row").filter(has=visible_text(page, "trend")).locator("img")
     expect(trend).to_have_attribute("src", re.compile(r"^data:image/svg\+xml;base64,"))
     assert natural_width(trend) > 0
