@@ -121,9 +121,9 @@ def test_a_missing_table_is_named_with_the_lake(tmp_path):
 
 
 def test_a_day_without_data_reads_as_no_rows_with_the_tables_columns(sim_lake):
-    got = ml.trades("BTC-USD", "2024-03-02", "2024-03-05", lake=sim_lake).collect()
+    got = ml.trades("coinbase:BTC-USD", "2024-03-02", "2024-03-05", lake=sim_lake).collect()
     assert got.is_empty() and got.schema == schemas.TRADES
-    some = ml.trades("BTC-USD", "2024-02-28", "2024-03-05", lake=sim_lake).collect()
+    some = ml.trades("coinbase:BTC-USD", "2024-02-28", "2024-03-05", lake=sim_lake).collect()
     assert some["date"].unique().to_list() == [DAYS[0]]
 
 
