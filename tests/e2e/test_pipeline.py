@@ -61,7 +61,7 @@ def test_history_and_live_ticks_become_clean_trades_and_every_model(tmp_path):
         assert {"ticks_trades", "ticks_quotes", "ticks_depth"} <= landed
 
         for symbol in SYMBOLS:
-            key = f"{DAY}|{symbol}"
+            key = f"{DAY}|binance:{symbol}"
             history = defs.resolve_job_def("trades_history_job").execute_in_process(
                 partition_key=key,
                 instance=instance,
