@@ -218,7 +218,7 @@ def build_stream_supervisor(
     symbols: dict[str, Sequence[str]] | None = None,
 ) -> dg.SensorDefinition:
     """The sensor keeping one healthy `stream_ticks` run per venue in ``exchanges``;
-    ``symbols`` are the instruments a venue's runs land (default: its symbol partitions)."""
+    ``symbols`` are the instruments a venue's runs land (default: its instrument partitions)."""
     venues = [venue(e).name for e in exchanges]
     configured = {name: list((symbols or {}).get(name, ())) for name in venues}
 

@@ -75,9 +75,14 @@ class Settings:
             raise ValueError(
                 f"MARKETLAKE_STREAM_STALE_SECONDS must be a number: {error}"
             ) from error
-        instruments = tuple(
-            parse_instruments([get("MARKETLAKE_SYMBOLS", ",".join(map(str, defaults.instruments)))])
-        )
+        try:
+            instruments = tuple(
+                parse_instruments(
+                    [get("MARKETLAKE_SYMBOLS", ",".join(map(str, defaults.instruments)))]
+                )
+            )
+        except ValueError as error:
+            raise ValueError(f"MARKETLAKE_SYMBOLS: {error}") from error
         lake = get("MARKETLAKE_LAKE", defaults.lake)
         exchanges = tuple(
             e.strip().lower()

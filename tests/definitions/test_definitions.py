@@ -54,6 +54,16 @@ def test_a_malformed_setting_names_its_variable():
         Settings.from_env({"MARKETLAKE_START_DATE": "yesterday"})
 
 
+def test_the_configured_instruments_are_binances_unless_they_name_their_venue():
+    settings = Settings.from_env({"MARKETLAKE_SYMBOLS": "btcusdt, coinbase:BTC-USD"})
+    assert settings.instruments == (
+        Instrument("binance", "BTCUSDT"),
+        Instrument("coinbase", "BTC-USD"),
+    )
+    with pytest.raises(ValueError, match="MARKETLAKE_SYMBOLS: invalid OKX instrument 'BTCUSDT'"):
+        Settings.from_env({"MARKETLAKE_SYMBOLS": "okx:BTCUSDT"})
+
+
 def test_partition_keys_put_one_instruments_days_together():
     instruments = [Instrument("binance", "BTCUSDT"), Instrument("okx", "BTC-USDT")]
     keys = partition_keys(instruments, dt.date(2024, 3, 1), dt.date(2024, 3, 2))
