@@ -95,17 +95,30 @@ def run_demo(
 
 
 def _show(lake: Lake, instruments: Sequence[Instrument], today: dt.date, out: Console) -> None:
+    """The daily summaries of `instruments` (the demo's share one venue, named in the title,
+    so the table fits a terminal)."""
     instrument = pl.concat_str(["exchange", "symbol"], separator=SEPARATOR).alias("instrument")
+    venues = sorted({i.venue for i in instruments})
     summary = (
         lake.scan("daily_summary")
         .with_columns(instrument)
         .filter(pl.col("instrument").is_in([str(i) for i in instruments]))
-        .select("instrument", "date", "trades", "vwap", "open", "close", "spread_mean", "sources")
         .sort("instrument", "date")
+        .select(
+            "symbol" if len(venues) == 1 else "instrument",
+            "date",
+            "trades",
+            pl.col("vwap").round(2),
+            "open",
+            "close",
+            pl.col("spread_mean").round(4),
+            "sources",
+        )
         .collect()
     )
     table = Table(
-        title=f"{lake.uri}/daily_summary (today, {today}, is the live day so far)",
+        title=f"{lake.uri}/daily_summary, {', '.join(venues)} "
+        f"(today, {today}, is the live day so far)",
         title_justify="left",
     )
     for column in summary.columns:
