@@ -18,7 +18,7 @@ Delta tables have always had an `exchange` partition column.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -87,6 +87,16 @@ def migrate(
             return None
         return f"{date}|{renamed[symbol]}"
 
+    _carry_materializations(instance, new_key, done)
+    _carry_evaluations(instance, _check_keys(settings), new_key, done)
+    _report(out, done, renamed)
+    return done
+
+
+def _carry_materializations(
+    instance: dg.DagsterInstance, new_key: Callable[[str], str | None], done: Migration
+) -> None:
+    """Each asset's latest materialization of each legacy key, again under its new key."""
     for asset_key in sorted(instance.get_asset_keys(), key=lambda k: k.to_user_string()):
         latest = _latest_by_partition(_materializations(instance, asset_key))
         for old, record in sorted(latest.items()):
@@ -99,7 +109,17 @@ def migrate(
             instance.report_runless_asset_event(_moved(record, old, new))
             done.materializations += 1
 
-    for check_key in _check_keys(settings):
+
+def _carry_evaluations(
+    instance: dg.DagsterInstance,
+    check_keys: Iterable[dg.AssetCheckKey],
+    new_key: Callable[[str], str | None],
+    done: Migration,
+) -> None:
+    """Each check's latest result of each legacy key, again under its new key, about the
+    latest materialization of that key."""
+    targets: dict[dg.AssetKey, dict] = {}  # per asset, its latest materialization per key
+    for check_key in check_keys:
         latest = _latest_by_partition(_evaluations(instance, check_key))
         for old, record in sorted(latest.items()):
             new = new_key(old)
@@ -108,6 +128,10 @@ def migrate(
             if new in latest:
                 done.evaluations_present += 1
                 continue
+            if check_key.asset_key not in targets:
+                materialized = _materializations(instance, check_key.asset_key)
+                targets[check_key.asset_key] = _latest_by_partition(materialized)
+            target = targets[check_key.asset_key].get(new)
             evaluation = record.event.dagster_event.event_specific_data
             instance.report_runless_asset_event(
                 dg.AssetCheckEvaluation(
@@ -115,7 +139,7 @@ def migrate(
                     check_name=evaluation.check_name,
                     passed=evaluation.passed,
                     metadata=evaluation.metadata,
-                    target_materialization_data=_target(instance, check_key.asset_key, new),
+                    target_materialization_data=None if target is None else _target(target),
                     severity=evaluation.severity,
                     description=evaluation.description,
                     blocking=evaluation.blocking,
@@ -123,8 +147,6 @@ def migrate(
                 )
             )
             done.evaluations += 1
-    _report(out, done, renamed)
-    return done
 
 
 def _renamed(legacy: Iterable[str]) -> dict[str, Instrument]:
@@ -217,16 +239,8 @@ def _moved(record: dg.EventLogRecord, old: str, new: str) -> dg.AssetMaterializa
     )
 
 
-def _target(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str
-) -> AssetCheckEvaluationTargetMaterializationData | None:
-    """The latest materialization of `partition`: what a migrated check result is about."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
-    ).records
-    if not records:
-        return None
-    record = records[0]
+def _target(record: dg.EventLogRecord) -> AssetCheckEvaluationTargetMaterializationData:
+    """A materialization as the target of a check result (what the result is about)."""
     return AssetCheckEvaluationTargetMaterializationData(
         storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
     )

@@ -20,7 +20,10 @@ from dagster._core.event_api import PartitionKeyFilter
 from assets.trades_history_checks import DAY_HAS_TRADES
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.server import Simulator
+from orchestration.errors import CommandFailed
 from orchestration.instance import local_instance
+from orchestration.migrate import migrate
+from orchestration.settings import Settings
 
 DAY = "2024-03-01"
 TRADES_HISTORY = dg.AssetKey("trades_history")
@@ -186,3 +189,38 @@ def test_build_and_show_work_on_the_migrated_instrument(migrated, sim):
     assert "2000" in show.stdout  # the day's trades, from the backfilled lake
     listed = marketlake("symbols", "list", sim=sim, cwd=work)
     assert listed.stdout.split() == ["binance:BTCUSDT", "coinbase:BTC-USD"]
+
+
+# --- the migration's rules, in-process on a throwaway instance ---------------------------------
+
+
+def test_a_legacy_symbol_no_venue_spells_stops_the_migration_before_anything_is_written():
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("symbols", ["BTCUSDT", "btc/usd"])
+        refused = r"nothing migrated: 'btc/usd' \(invalid Binance symbol"
+        with pytest.raises(CommandFailed, match=refused):
+            migrate(instance, Settings())
+        assert instance.get_dynamic_partitions("instruments") == []
+
+
+def test_a_new_key_that_has_its_own_materialization_keeps_it():
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("symbols", ["BTCUSDT"])
+        for partition, rows in ((f"{DAY}|BTCUSDT", 1), (f"{DAY}|binance:BTCUSDT", 2)):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    TRADES_HISTORY, partition=partition, metadata={"rows": rows}
+                )
+            )
+        done = migrate(instance, Settings())
+        assert (done.materializations, done.materializations_present) == (0, 1)
+        kept = latest(instance, TRADES_HISTORY, f"{DAY}|binance:BTCUSDT")
+        assert kept.metadata["rows"].value == 2
+
+
+def test_an_instance_without_legacy_partitions_has_nothing_to_migrate():
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("instruments", ["okx:BTC-USDT"])
+        done = migrate(instance, Settings())
+        assert not done.changed and done.legacy_symbols == 0
+        assert instance.get_dynamic_partitions("instruments") == ["okx:BTC-USDT"]
