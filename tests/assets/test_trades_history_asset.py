@@ -138,3 +138,13 @@ def test_a_failed_write_raises_and_leaves_the_rows(world):
         )
     assert world.lake.version("trades_history") == version
     assert world.rows("BTCUSDT", DAY).equals(before)
+
+
+def test_another_venues_instrument_day_is_refused_not_fetched_from_binance(world):
+    # OKX spells BTC-USDT; Binance's archive has no such symbol, and must not be asked
+    world.instance.add_dynamic_partitions("instruments", ["okx:BTC-USDT"])
+    result = world.run(JOB, f"{DAY}|okx:BTC-USDT")
+    assert not result.success
+    message = failure_message(result)
+    assert f"{DAY}|okx:BTC-USDT" in message and "Binance's archive" in message
+    assert not world.lake.exists("trades_history")
