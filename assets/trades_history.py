@@ -262,6 +262,11 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
 
         def work(key: PartitionKey) -> PartitionResult:
             """Fetch only: the run's days are checked and committed in batches."""
+            if key.venue != EXCHANGE:
+                raise ValueError(
+                    f"{key}: trades_history holds Binance's archive and REST trades; "
+                    f"{key.venue}'s days are built from their streamed ticks"
+                )
             load = fetch_partition(
                 key.symbol, key.date, archive=archive, rest=rest, source=config.source
             )

@@ -20,6 +20,7 @@ from assets.daily import compact_partition
 from assets.partitioned import PartitionKey
 from benchmarks.common import DAY, SYMBOL, Context, Row, lake_partition
 from marketlake import schemas
+from marketlake.instruments import Instrument
 from marketlake.lake import Lake
 
 NAME = "compaction"
@@ -66,7 +67,7 @@ def run(ctx: Context) -> list[Row]:
         shutil.copytree(source.uri, copy)
         lake = Lake(str(copy))
         began = time.perf_counter()
-        result = compact_partition(PartitionKey(DAY, SYMBOL), lake)
+        result = compact_partition(PartitionKey(DAY, Instrument("binance", SYMBOL)), lake)
         seconds.append(time.perf_counter() - began)
         after.append(result.metadata[f"{TABLE}_files_after"])
         rows = lake.scan(TABLE, **partition).select(pl.len()).collect().item()

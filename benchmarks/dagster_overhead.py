@@ -152,7 +152,7 @@ def run(ctx: Context) -> list[Row]:
     symbols, days, n = (SYMBOLS[:1], 1, 500) if ctx.quick else (SYMBOLS, 60, 2_000)
     cli_days = min(days, CLI_SAMPLE)
     dates = [DAY + dt.timedelta(days=i) for i in range(days)]
-    keys = [f"{d.isoformat()}|{s}" for s in symbols for d in dates]
+    keys = [f"{d.isoformat()}|binance:{s}" for s in symbols for d in dates]
     with simulator(ctx, n, symbols) as sim:
         for symbol in symbols:  # build every zip first: the exchange's cost is not Dagster's
             for date in dates:

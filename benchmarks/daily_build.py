@@ -30,6 +30,7 @@ from assets.sql_models import run_model_partition
 from benchmarks.archive_backfill import backfill_once
 from benchmarks.common import DAY, SYMBOL, Context, Row, human_count, repeat, simulator
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
+from marketlake.instruments import Instrument
 from marketlake.lake import Lake
 
 NAME = "daily_build"
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def build_day(lake: Lake, binance: BinanceEndpoints, manifest: dls.Manifest) -> dict[str, float]:
     """Every asset of the daily job for one partition, in order; seconds per step."""
-    key = PartitionKey(DAY, SYMBOL)
+    key = PartitionKey(DAY, Instrument("binance", SYMBOL))
     steps: dict[str, float] = {}
 
     def step(name: str, work) -> None:

@@ -56,6 +56,7 @@ from benchmarks.common import (
 from benchmarks.dagster_overhead import _env, _wait_serving
 from deploy.loopback.graphql import BACKFILL_FINISHED, LAUNCH_BACKFILL
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
+from marketlake.instruments import Instrument
 from marketlake.lake import Lake
 from marketlake.quality import wait_until_loaded as load_great_expectations
 
@@ -80,7 +81,7 @@ class Fleet:
 
     @property
     def keys(self) -> list[str]:
-        return [f"{d.isoformat()}|{s}" for s in self.symbols for d in self.dates]
+        return [f"{d.isoformat()}|binance:{s}" for s in self.symbols for d in self.dates]
 
     @property
     def label(self) -> str:
@@ -135,7 +136,7 @@ def bare_build(fleet: Fleet, base_url: str, lake_root: Path) -> Measured:
         started = time.perf_counter()
         for symbol in fleet.symbols:
             for date in fleet.dates:
-                key = PartitionKey(date, symbol)
+                key = PartitionKey(date, Instrument("binance", symbol))
                 results = [
                     build_trades_partition(key, lake, binance),
                     build_quotes_partition(key, lake),
@@ -143,7 +144,7 @@ def bare_build(fleet: Fleet, base_url: str, lake_root: Path) -> Measured:
                     *(run_model_partition(manifest, m, key, lake) for m in manifest.order),
                 ]
                 if not all(r.written for r in results):
-                    raise RuntimeError(f"{key.date}|{key.symbol}: a table was refused")
+                    raise RuntimeError(f"{key}: a table was refused")
         seconds = time.perf_counter() - started
     return Measured(
         "bare", seconds, first_readable_s=first.after(started),

@@ -214,7 +214,8 @@ def build_daily_definitions(settings: Any) -> dg.Definitions:
     """
     from assets.trades_history import load_and_check_partition
     from assets.trades_history_checks import TRADES_HISTORY_CHECKS
-    from orchestration.partitions import symbol_partitions
+    from marketlake.instruments import Instrument
+    from orchestration.partitions import instrument_partitions
     from orchestration.resources import build_resources
 
     days = dg.DailyPartitionsDefinition(start_date=settings.start_date.isoformat(), end_offset=0)
@@ -246,7 +247,8 @@ def build_daily_definitions(settings: Any) -> dg.Definitions:
         date = dt.date.fromisoformat(context.partition_key)
         failed: dict[str, list[str]] = {check.name: [] for check in TRADES_HISTORY_CHECKS}
         rows = 0
-        for symbol in context.instance.get_dynamic_partitions(symbol_partitions.name):
+        for key in context.instance.get_dynamic_partitions(instrument_partitions.name):
+            symbol = Instrument.from_key(key).symbol
             load, outcomes = load_and_check_partition(
                 symbol, date, lake=lake, archive=archive, rest=rest
             )
@@ -471,7 +473,7 @@ def measure(variant: str, args: argparse.Namespace) -> Result:
     process = None
     try:
         instance = dg.DagsterInstance.from_config(str(home))
-        instance.add_dynamic_partitions("symbols", symbols)
+        instance.add_dynamic_partitions("instruments", [f"binance:{s}" for s in symbols])
 
         # (1) Definitions and partition keys, in-process.
         def load() -> dg.AssetsDefinition:

@@ -1,4 +1,4 @@
-"""`import marketlake as ml`: the lake's tables by symbol and day, as Polars LazyFrames.
+"""`import marketlake as ml`: the lake's tables by instrument and day, as Polars LazyFrames.
 
 Each reader resolves its arguments against the table's partitions (see `selection`), then
 reads exactly the (exchange, symbol, date) partitions asked for through the lake's
@@ -14,6 +14,7 @@ import datetime as dt
 import polars as pl
 
 from marketlake.errors import LakeError
+from marketlake.instruments import DEFAULT_VENUE
 from marketlake.lake import Lake
 from marketlake.resampling import BAR_TABLES, bar_minutes, resample_bars
 from marketlake.selection import Day, Symbols, resolve
@@ -25,15 +26,16 @@ def read(
     start: Day,
     end: Day | None = None,
     *,
-    exchange: str | None = None,
+    exchange: str = DEFAULT_VENUE,
     lake: Lake | None = None,
 ) -> pl.LazyFrame:
     """Rows of any market-data table (`trades_history`, `ticks_trades`, ...) for symbols x days.
 
-    Partitions come in the order of the symbols given, then by day; within a partition rows
-    are as stored, except for the SQL models' tables (TIME_ORDERED), sorted by time. A day
-    without data adds no rows; an unknown symbol, exchange or table, or a bad day, raises
-    `LakeError` naming it.
+    Symbols are spelled as `exchange` (Binance unless told) spells them, or qualified
+    (`"okx:BTC-USDT"`). Partitions come in the order of the symbols given, then by day;
+    within a partition rows are as stored, except for the SQL models' tables
+    (TIME_ORDERED), sorted by time. A day without data adds no rows; an unknown symbol,
+    exchange or table, or a bad day, raises `LakeError` naming it.
     """
     lake = lake if lake is not None else Lake()
     if not isinstance(table, str) or not table.isidentifier():
@@ -61,7 +63,7 @@ def trades(
     start: Day,
     end: Day | None = None,
     *,
-    exchange: str | None = None,
+    exchange: str = DEFAULT_VENUE,
     lake: Lake | None = None,
 ) -> pl.LazyFrame:
     """The clean `trades` table: one row per trade id per day, history and live merged."""
@@ -73,7 +75,7 @@ def quotes(
     start: Day,
     end: Day | None = None,
     *,
-    exchange: str | None = None,
+    exchange: str = DEFAULT_VENUE,
     lake: Lake | None = None,
 ) -> pl.LazyFrame:
     """The `quotes` table: best bid/ask per update, ordered, duplicates removed."""
@@ -85,7 +87,7 @@ def depth(
     start: Day,
     end: Day | None = None,
     *,
-    exchange: str | None = None,
+    exchange: str = DEFAULT_VENUE,
     lake: Lake | None = None,
 ) -> pl.LazyFrame:
     """Top-of-book snapshots (`ticks_depth`): price and size lists, best level first."""
@@ -97,7 +99,7 @@ def spread(
     start: Day,
     end: Day | None = None,
     *,
-    exchange: str | None = None,
+    exchange: str = DEFAULT_VENUE,
     lake: Lake | None = None,
 ) -> pl.LazyFrame:
     """`spread_1m`: per minute, quoted-spread statistics, mid, and the book VWAP price."""
@@ -109,7 +111,7 @@ def summary(
     start: Day,
     end: Day | None = None,
     *,
-    exchange: str | None = None,
+    exchange: str = DEFAULT_VENUE,
     lake: Lake | None = None,
 ) -> pl.LazyFrame:
     """`daily_summary`: one row per symbol-day (trades, volume, VWAP, OHLC, spread, gaps)."""
@@ -122,7 +124,7 @@ def bars(
     end: Day | None = None,
     *,
     freq: str | dt.timedelta = "1m",
-    exchange: str | None = None,
+    exchange: str = DEFAULT_VENUE,
     lake: Lake | None = None,
 ) -> pl.LazyFrame:
     """OHLCV bars of any whole-minute length up to a day, aligned to the UTC day.

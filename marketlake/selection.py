@@ -1,9 +1,10 @@
-"""What a reader asked for (symbols, days, exchange), checked and resolved against a table.
+"""What a reader asked for (instruments, days), checked and resolved against a table.
 
-Symbols are resolved to their exchange from the table's own partitions: a symbol held by
-one exchange needs no `exchange=`, one held by several does, and one held by none is an
-error listing what the table has. Nothing here reads a Delta log: the partition values
-come from the lake's per-version index.
+An instrument is a symbol on `exchange=` (Binance unless told), or qualified
+(`"okx:BTC-USDT"`), spelled as its venue spells it (`marketlake.instruments`): the venue is
+never guessed from the symbol, since two venues can list the same text. One the table does
+not hold is an error listing what it has. Nothing here reads a Delta log: the partition
+values come from the lake's per-version index.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from dataclasses import dataclass
 from deltalake.exceptions import TableNotFoundError
 
 from marketlake.errors import LakeError
+from marketlake.exchanges.registry import VENUES
+from marketlake.instruments import DEFAULT_VENUE, Instrument
 from marketlake.lake import Lake
-from marketlake.schemas import MARKET_PARTITION_COLUMNS
+from marketlake.schemas import MARKET_PARTITION_COLUMNS, InvalidSymbolError
 
 Day = str | dt.date
 Symbols = str | Sequence[str]
@@ -74,18 +77,24 @@ def parse_days(start: Day, end: Day | None) -> tuple[dt.date, dt.date]:
     return first, last
 
 
-def parse_symbols(symbols: Symbols) -> list[str]:
-    """One symbol or a list of them, upper-cased, in the order given, each once."""
+def parse_symbols(symbols: Symbols, exchange: str = DEFAULT_VENUE) -> list[tuple[str, str]]:
+    """(exchange, symbol) of one instrument or a list of them, each in its venue's spelling
+    (`btcusdt` -> `BTCUSDT`; a Deribit strike keeps its `d`), in the order given, each once."""
     values = [symbols] if isinstance(symbols, str) else list(symbols)
     if not values:
         raise LakeError("no symbols given")
-    parsed: list[str] = []
+    if not isinstance(exchange, str) or exchange.strip().lower() not in VENUES:
+        raise LakeError(f"no exchange {exchange!r}: expected one of {', '.join(VENUES)}")
+    parsed: list[tuple[str, str]] = []
     for value in values:
         if not isinstance(value, str) or not value.strip():
             raise LakeError(f"a symbol must be a non-empty string, got {value!r}")
-        symbol = value.strip().upper()
-        if symbol not in parsed:
-            parsed.append(symbol)
+        try:
+            instrument = Instrument.parse(value, exchange.strip().lower())
+        except InvalidSymbolError as error:
+            raise LakeError(str(error)) from None
+        if (instrument.venue, instrument.symbol) not in parsed:
+            parsed.append((instrument.venue, instrument.symbol))
     return parsed
 
 
@@ -107,54 +116,26 @@ def resolve(
     symbols: Symbols,
     start: Day,
     end: Day | None = None,
-    exchange: str | None = None,
+    exchange: str = DEFAULT_VENUE,
 ) -> Selection:
-    """Check the arguments, then give each symbol its exchange from `table`'s partitions."""
+    """Check the arguments, then that `table` holds each instrument asked for."""
     first, last = parse_days(start, end)
-    wanted = parse_symbols(symbols)
+    wanted = parse_symbols(symbols, exchange)
     held = table_instruments(lake, table)
-    exchanges_of: dict[str, list[str]] = {}
-    for held_exchange, symbol in sorted(held):
-        exchanges_of.setdefault(symbol, []).append(held_exchange)
-    if exchange is not None:
-        exchange = exchange.strip().lower()
-        known = sorted({e for e, _ in held})
-        if exchange not in known:
-            raise LakeError(
-                f"no exchange {exchange!r} in table {table!r}; it holds "
-                f"{', '.join(known) or 'nothing yet'}"
-            )
-    instruments = [
-        (_exchange_of(symbol, exchange, exchanges_of, table, held), symbol) for symbol in wanted
-    ]
-    return Selection(tuple(instruments), first, last)
+    for venue, symbol in wanted:
+        if (venue, symbol) not in held:
+            _refuse(venue, symbol, table, held)
+    return Selection(tuple(wanted), first, last)
 
 
-def _exchange_of(
-    symbol: str,
-    exchange: str | None,
-    exchanges_of: dict[str, list[str]],
-    table: str,
-    held: Iterable[tuple[str, str]],
-) -> str:
-    found = exchanges_of.get(symbol, [])
-    if exchange is not None:
-        if exchange in found:
-            return exchange
-        where = f" (it is on {', '.join(found)})" if found else ""
-        raise LakeError(
-            f"unknown symbol {symbol!r} on {exchange} in table {table!r}{where}; "
-            f"{exchange} symbols there: {_listing(s for e, s in held if e == exchange)}"
-        )
-    if len(found) == 1:
-        return found[0]
-    if found:
-        raise LakeError(
-            f"symbol {symbol!r} is on several exchanges in table {table!r} "
-            f"({', '.join(found)}): pass exchange= one of them"
-        )
+def _refuse(exchange: str, symbol: str, table: str, held: Iterable[tuple[str, str]]) -> None:
+    """An instrument `table` does not hold: say where the symbol is, and what is there."""
+    held = sorted(held)
+    found = [e for e, s in held if s == symbol]
+    where = f" (it is on {', '.join(found)}: pass exchange=)" if found else ""
     raise LakeError(
-        f"unknown symbol {symbol!r} in table {table!r}; it holds {_listing(held, pairs=True)}"
+        f"unknown symbol {symbol!r} on {exchange} in table {table!r}{where}; "
+        f"it holds {_listing(held, pairs=True)}"
     )
 
 

@@ -4,6 +4,10 @@
 same Dagster instance (`$DAGSTER_HOME`, default `./.dagster_home`), so a run started here
 shows in the UI like any other. Arguments are validated before anything is fetched or
 written: a bad symbol, date or range exits with status 2 and a message naming it.
+
+Instruments are given as the venue spells them, on `--exchange` (Binance unless told):
+`marketlake build BTCUSDT`, `marketlake show bars --exchange okx BTC-USDT 2024-03-01`, or
+qualified, `okx:BTC-USDT`; output names them qualified.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from marketlake.exchanges.registry import VENUES
-from marketlake.schemas import InvalidSymbolError, parse_symbols
+from marketlake.instruments import Instrument, parse_instruments
+from marketlake.schemas import InvalidSymbolError
 from orchestration.errors import CommandFailed, UsageError
 
 console = Console(stderr=True)
@@ -52,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
 
     backfill = commands.add_parser(
         "backfill",
-        help="load historic trades for symbols x days through the trades_history asset",
-        description="Load historic trades (archive, REST fallback) for every symbol x day.",
+        help="load historic trades for instruments x days through the trades_history asset",
+        description="Load historic trades (archive, REST fallback) for every instrument x day.",
     )
     _add_range_arguments(backfill)
     backfill.add_argument(
@@ -67,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser(
         "build",
-        help="build trades, quotes and every SQL model for symbols x days",
+        help="build trades, quotes and every SQL model for instruments x days",
         description="Materialize the daily assets (trades, quotes, compaction, SQL models).",
     )
     _add_range_arguments(build)
@@ -80,8 +85,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Read one instrument-day from the lake and print it.",
     )
     show.add_argument("table", choices=("bars", "spread", "summary", "trades"))
-    show.add_argument("symbol")
+    show.add_argument("symbol", help=INSTRUMENT_HELP)
     show.add_argument("date", type=_date)
+    _add_exchange_argument(show)
     show.add_argument("--freq", choices=("1m", "1h", "1d"), default="1m", help="bar size")
     show.add_argument(
         "--format", choices=("table", "csv", "json", "parquet"), default="table", dest="fmt"
@@ -97,14 +103,15 @@ def _parser() -> argparse.ArgumentParser:
         "report",
         help="write an instrument-day's charts, figures, gaps and checks as one HTML file",
         description="A self-contained HTML report (inline SVG and CSS, opens offline) of "
-        "one symbol's day or days: candles with VWAP and volume, spread, trades per minute, "
+        "one instrument's day or days: candles with VWAP and volume, spread, trades per minute, "
         "the day's gaps and their fills, and every check's latest result.",
     )
-    report.add_argument("symbol")
+    report.add_argument("symbol", help=INSTRUMENT_HELP)
     report.add_argument("date", type=_date, help="the day, YYYY-MM-DD")
+    _add_exchange_argument(report)
     report.add_argument("--end", type=_date, help="last day, inclusive (default: the date)")
     report.add_argument(
-        "--out", help="the HTML file (default ./report-SYMBOL-DATE.html)", dest="output"
+        "--out", help="the HTML file (default ./report-VENUE-SYMBOL-DATE.html)", dest="output"
     )
     _add_lake_argument(report)
     report.set_defaults(run=_run_report)
@@ -117,9 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     stream.add_argument(
         "symbols",
         nargs="+",
-        help="BTCUSDT ETHUSDT; BTC-USD (Coinbase), BTC-USDT (OKX), BTC-PERPETUAL (Deribit)",
+        help="BTCUSDT ETHUSDT on --exchange, or qualified: okx:BTC-USDT (one venue per stream)",
     )
-    stream.add_argument("--exchange", choices=tuple(VENUES), default="binance")
+    _add_exchange_argument(stream)
     stream.add_argument(
         "--duration", type=_positive_seconds, default=None, help="seconds (default: forever)"
     )
@@ -149,10 +156,24 @@ def _parser() -> argparse.ArgumentParser:
     _add_lake_argument(vacuum)
     vacuum.set_defaults(run=_run_vacuum)
 
-    symbols = commands.add_parser("symbols", help="list or add the symbols partitions")
-    symbols.add_argument("action", choices=("list", "add"))
-    symbols.add_argument("symbols", nargs="*")
+    symbols = commands.add_parser("symbols", help="list or add the instrument partitions")
+    actions = symbols.add_subparsers(title="actions", metavar="ACTION", dest="action")
+    actions.required = True
+    actions.add_parser("list", help="print the instrument partitions, venue:SYMBOL")
+    add = actions.add_parser("add", help="add instruments (Binance's checked against it)")
+    add.add_argument("symbols", nargs="+", help=INSTRUMENTS_HELP)
+    _add_exchange_argument(add)
     symbols.set_defaults(run=_run_symbols)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="carry a Dagster instance's symbol partitions over to venue-qualified instruments",
+        description="Once, on a Dagster instance from before partition keys named their "
+        "venue: adds VENUE:SYMBOL for every legacy `symbols` partition and records each "
+        "asset's latest materialization (and check results) under the new keys. Safe to "
+        "run again; the lake needs no migration.",
+    )
+    migrate.set_defaults(run=_run_migrate)
 
     sim = commands.add_parser("sim", help="run the local exchange simulator on 127.0.0.1")
     sim.add_argument(
@@ -174,7 +195,7 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="simulator -> backfill -> stream -> compact -> aggregate, then a summary"
     )
     demo.add_argument("--lake", default="./lake")
-    demo.add_argument("--symbols", default="BTCUSDT,ETHUSDT")
+    demo.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="Binance symbols")
     demo.add_argument("--start", type=_date, default=dt.date(2024, 3, 1))
     demo.add_argument("--days", type=int, default=3)
     demo.set_defaults(run=_run_demo)
@@ -182,22 +203,36 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_range_arguments(parser: argparse.ArgumentParser) -> None:
-    """The symbols x days a backfill or build covers."""
-    parser.add_argument("symbols", nargs="+", help="BTCUSDT,ETHUSDT or BTCUSDT ETHUSDT")
+    """The instruments x days a backfill or build covers."""
+    parser.add_argument("symbols", nargs="+", help=INSTRUMENTS_HELP)
+    _add_exchange_argument(parser)
     parser.add_argument("--start", required=True, type=_date, help="first day, YYYY-MM-DD")
     parser.add_argument("--end", type=_date, help="last day, inclusive (default: --start)")
     parser.add_argument(
         "--yes",
         action="store_true",
-        help="run more than 400 partitions (symbols x days) in one command",
+        help="run more than 400 partitions (instruments x days) in one command",
     )
     parser.add_argument(
         "--jobs",
         "-j",
         type=_positive_int,
         default=1,
-        help="runs (a month of one symbol each) executed at once, each in its own process "
+        help="runs (a month of one instrument each) executed at once, each in its own process "
         "(default 1; up to the number of cores pays)",
+    )
+
+
+INSTRUMENT_HELP = "BTCUSDT (on --exchange), or qualified: okx:BTC-USDT"
+INSTRUMENTS_HELP = "BTCUSDT,ETHUSDT or BTCUSDT ETHUSDT on --exchange, or qualified: okx:BTC-USDT"
+
+
+def _add_exchange_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--exchange",
+        choices=tuple(VENUES),
+        default="binance",
+        help="the venue of symbols given without one (default binance)",
     )
 
 
@@ -274,11 +309,11 @@ def _run_backfill(args: argparse.Namespace) -> int:
     _start_checks_early(args.jobs)
     from orchestration.partition_runs import backfill
 
-    symbols = parse_symbols(args.symbols)
+    instruments = parse_instruments(args.symbols, args.exchange)
     end = args.end or args.start
     settings = _settings(args.lake)
     report = backfill(
-        settings, symbols, args.start, end, source=args.source, console=console,
+        settings, instruments, args.start, end, source=args.source, console=console,
         confirmed=args.yes, jobs=args.jobs,
     )  # fmt: skip
     return _exit_status(report)
@@ -288,9 +323,9 @@ def _run_build(args: argparse.Namespace) -> int:
     _start_checks_early(args.jobs)
     from orchestration.partition_runs import build
 
-    symbols = parse_symbols(args.symbols)
+    instruments = parse_instruments(args.symbols, args.exchange)
     report = build(
-        _settings(args.lake), symbols, args.start, args.end or args.start, console=console,
+        _settings(args.lake), instruments, args.start, args.end or args.start, console=console,
         confirmed=args.yes, jobs=args.jobs,
     )  # fmt: skip
     return _exit_status(report)
@@ -316,11 +351,11 @@ def _exit_status(report) -> int:
 def _run_stream(args: argparse.Namespace) -> int:
     from orchestration.stream_cli import parse_stream_symbols, print_stats, stream
 
-    symbols = parse_stream_symbols(args.symbols, args.exchange)
+    exchange, symbols = parse_stream_symbols(args.symbols, args.exchange)
     stats = stream(
         _settings(args.lake),
         symbols,
-        exchange=args.exchange,
+        exchange=exchange,
         duration=args.duration,
         capture=args.capture,
         console=console,
@@ -336,7 +371,7 @@ def _run_show(args: argparse.Namespace) -> int:
     return show(
         _settings(args.lake),
         table=args.table,
-        symbol=args.symbol,
+        instrument=Instrument.parse(args.symbol, args.exchange),
         date=args.date,
         freq=args.freq,
         fmt=args.fmt,
@@ -350,7 +385,11 @@ def _run_report(args: argparse.Namespace) -> int:
     from orchestration.day_report import write_report
 
     path, missing = write_report(
-        _settings(args.lake), symbol=args.symbol, start=args.date, end=args.end, output=args.output
+        _settings(args.lake),
+        instrument=Instrument.parse(args.symbol, args.exchange),
+        start=args.date,
+        end=args.end,
+        output=args.output,
     )
     if missing:
         days = ", ".join(day.isoformat() for day in missing)
@@ -377,18 +416,27 @@ def _run_vacuum(args: argparse.Namespace) -> int:
 
 def _run_symbols(args: argparse.Namespace) -> int:
     from orchestration.partition_runs import cli_instance
-    from orchestration.partitions import symbol_partitions
+    from orchestration.partitions import check_migrated, instruments_of
     from orchestration.resources import binance_endpoints
-    from orchestration.symbols import register_symbols
+    from orchestration.symbols import register_instruments
 
     instance = cli_instance(console)
     if args.action == "list":
-        for symbol in sorted(instance.get_dynamic_partitions(symbol_partitions.name)):
-            out.print(symbol)
+        check_migrated(instance)
+        for instrument in instruments_of(instance):
+            out.print(str(instrument), highlight=False)
         return 0
-    symbols = parse_symbols(args.symbols)
-    added = register_symbols(instance, binance_endpoints(_settings(None)), symbols)
-    out.print(f"added: {', '.join(added) or 'nothing new'}")
+    instruments = parse_instruments(args.symbols, args.exchange)
+    added = register_instruments(instance, binance_endpoints(_settings(None)), instruments)
+    out.print(f"added: {', '.join(map(str, added)) or 'nothing new'}", highlight=False)
+    return 0
+
+
+def _run_migrate(args: argparse.Namespace) -> int:
+    from orchestration.migrate import migrate
+    from orchestration.partition_runs import cli_instance
+
+    migrate(cli_instance(console), _settings(None), out)
     return 0
 
 
@@ -410,7 +458,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     return run_demo(
         lake=args.lake,
-        symbols=parse_symbols([args.symbols]),
+        instruments=parse_instruments([args.symbols]),
         start=args.start,
         days=args.days,
         console=console,

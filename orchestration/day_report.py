@@ -15,8 +15,8 @@ from typing import Any
 import polars as pl
 
 from marketlake.day_report import CheckResult, DayData, render
+from marketlake.instruments import Instrument
 from marketlake.lake import Lake
-from marketlake.schemas import normalize_symbol
 from orchestration.errors import CommandFailed, UsageError, one_line
 from orchestration.settings import Settings
 
@@ -29,29 +29,28 @@ CHECKED_ASSETS = (
 )  # fmt: skip
 
 
-def default_output(symbol: str, start: dt.date, end: dt.date) -> Path:
+def default_output(instrument: Instrument, start: dt.date, end: dt.date) -> Path:
     span = start.isoformat() if start == end else f"{start}_{end}"
-    return Path(f"report-{symbol}-{span}.html")
+    return Path(f"report-{instrument.venue}-{instrument.symbol}-{span}.html")
 
 
 def write_report(
     settings: Settings,
     *,
-    symbol: str,
+    instrument: Instrument,
     start: dt.date,
     end: dt.date | None,
     output: str | None,
 ) -> tuple[Path, list[dt.date]]:
     """Write the report; the file written and the days of the range that had no data."""
-    exchange = "coinbase" if "-" in symbol else "binance"
-    symbol = normalize_symbol(symbol, exchange)
+    exchange, symbol = instrument.venue, instrument.symbol
     end = end or start
     if end < start:
         raise UsageError(f"--end {end} is before the date {start}")
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     if len(days) > MAX_DAYS:
         raise UsageError(f"{len(days)} days asked; a report covers at most {MAX_DAYS}")
-    path = Path(output) if output else default_output(symbol, start, end)
+    path = Path(output) if output else default_output(instrument, start, end)
     if path.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"--out {path}: the report is HTML, give a .html file name")
     if path.is_dir():
@@ -70,8 +69,8 @@ def write_report(
     if not present:
         span = str(start) if start == end else f"{start} to {end}"
         raise CommandFailed(
-            f"no data for {symbol} on {span} in {lake.table_uri('bars_1m')} "
-            f"(it has {found}): not built yet? (`marketlake build {symbol} --start {start}"
+            f"no data for {instrument} on {span} in {lake.table_uri('bars_1m')} "
+            f"(it has {found}): not built yet? (`marketlake build {instrument} --start {start}"
             + (f" --end {end}`)" if end != start else "`)")
         )
     _add_instance_records(settings, present)
@@ -96,12 +95,12 @@ def _known_symbol(lake: Lake, exchange: str, symbol: str) -> str:
     held = lake.partition_values("bars_1m", ("exchange", "symbol", "date"))  # the file index
     days = sorted(d for e, s, d in held if (e, s) == (exchange, symbol))
     if not days:
-        symbols = sorted({s for _, s, _ in held})
+        held_instruments = sorted({str(Instrument(e, s)) for e, s, _ in held})
         raise UsageError(
-            f"unknown symbol {symbol!r}: the lake's bars hold "
-            + (", ".join(symbols) if symbols else "no symbol yet")
+            f"unknown instrument {exchange}:{symbol}: the lake's bars hold "
+            + (", ".join(held_instruments) if held_instruments else "no instrument yet")
         )
-    return f"{len(days)} day(s) of {symbol}, {days[0]} to {days[-1]}"
+    return f"{len(days)} day(s) of {exchange}:{symbol}, {days[0]} to {days[-1]}"
 
 
 def _day(lake: Lake, exchange: str, symbol: str, day: dt.date) -> DayData | None:
@@ -154,13 +153,15 @@ def _add_instance_records(settings: Settings, days: list[DayData]) -> None:
 
     from orchestration.definitions import build_definitions
     from orchestration.instance import local_instance
+    from orchestration.partitions import check_migrated
 
     check_keys = sorted(
         build_definitions(settings).resolve_asset_graph().asset_check_keys, key=_order
     )
     instance = local_instance()
+    check_migrated(instance)
     for day in days:
-        partition = f"{day.date.isoformat()}|{day.symbol}"
+        partition = f"{day.date.isoformat()}|{Instrument(day.exchange, day.symbol)}"
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey("trades"), asset_partitions=[partition]),
             limit=1,

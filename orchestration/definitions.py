@@ -92,7 +92,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_venue_prices_schedule("venue_prices_job"),
         ],
         sensors=[
-            build_symbols_sensor(settings.symbols),
+            build_symbols_sensor(settings.instruments),
             build_stream_supervisor(
                 settings.stream_stale_after_s,
                 settings.stream_exchanges,

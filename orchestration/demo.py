@@ -16,6 +16,7 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from marketlake.instruments import SEPARATOR, Instrument
 from marketlake.lake import Lake
 from orchestration.partition_runs import backfill, build
 from orchestration.report import cell
@@ -29,7 +30,7 @@ STREAM_SECONDS = 15
 def run_demo(
     *,
     lake: str,
-    symbols: Sequence[str],
+    instruments: Sequence[Instrument],
     start: dt.date,
     days: int,
     console: Console,
@@ -39,6 +40,7 @@ def run_demo(
     from marketlake.simulator.server import Simulator
     from marketlake.simulator.websocket import WsSimulator
 
+    symbols = [i.symbol for i in instruments]  # the simulator is a Binance
     end = start + dt.timedelta(days=days - 1)
     today = dt.datetime.now(dt.UTC).date()
     config = SimConfig(trades_per_day=DEMO_SIM_TRADES_PER_DAY, symbols=tuple(symbols))
@@ -51,11 +53,12 @@ def run_demo(
             binance_archive_url=http.base_url,
             binance_rest_url=http.base_url,
             binance_ws_url=ws.url,
-            symbols=tuple(symbols),
+            instruments=tuple(instruments),
             start_date=min(start, Settings().start_date),
         )
-        console.rule(f"[bold]2/4 backfill {', '.join(symbols)} {start} .. {end}")
-        history = backfill(settings, symbols, start, end, console=console)
+        named = ", ".join(map(str, instruments))
+        console.rule(f"[bold]2/4 backfill {named} {start} .. {end}")
+        history = backfill(settings, instruments, start, end, console=console)
         history.print(out)
 
         console.rule(f"[bold]3/4 stream live ticks for {STREAM_SECONDS}s")
@@ -70,12 +73,12 @@ def run_demo(
         print_stats(stats, out)
 
         console.rule("[bold]4/4 compact and aggregate: trades, quotes, bars, spread, summary")
-        daily = build(settings, symbols, start, end, console=console)
+        daily = build(settings, instruments, start, end, console=console)
         daily.print(out)
-        live = build(settings, symbols, today, today, console=console, allow_today=True)
+        live = build(settings, instruments, today, today, console=console, allow_today=True)
         live.print(out)
 
-    _show(Lake(settings.lake), symbols, today, out)
+    _show(Lake(settings.lake), instruments, today, out)
     root = Path(settings.lake).absolute()
     out.print(
         "\n[bold]Where to look[/]\n"
@@ -91,16 +94,31 @@ def run_demo(
     return 0 if history.ok and daily.ok and live.ok else 1
 
 
-def _show(lake: Lake, symbols: Sequence[str], today: dt.date, out: Console) -> None:
+def _show(lake: Lake, instruments: Sequence[Instrument], today: dt.date, out: Console) -> None:
+    """The daily summaries of `instruments` (the demo's share one venue, named in the title,
+    so the table fits a terminal)."""
+    instrument = pl.concat_str(["exchange", "symbol"], separator=SEPARATOR).alias("instrument")
+    venues = sorted({i.venue for i in instruments})
     summary = (
         lake.scan("daily_summary")
-        .filter(pl.col("symbol").is_in(list(symbols)))
-        .select("symbol", "date", "trades", "vwap", "open", "close", "spread_mean", "sources")
-        .sort("symbol", "date")
+        .with_columns(instrument)
+        .filter(pl.col("instrument").is_in([str(i) for i in instruments]))
+        .sort("instrument", "date")
+        .select(
+            "symbol" if len(venues) == 1 else "instrument",
+            "date",
+            "trades",
+            pl.col("vwap").round(2),
+            "open",
+            "close",
+            pl.col("spread_mean").round(4),
+            "sources",
+        )
         .collect()
     )
     table = Table(
-        title=f"{lake.uri}/daily_summary (today, {today}, is the live day so far)",
+        title=f"{lake.uri}/daily_summary, {', '.join(venues)} "
+        f"(today, {today}, is the live day so far)",
         title_justify="left",
     )
     for column in summary.columns:

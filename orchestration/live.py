@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from marketlake.exchanges.registry import partition_venue, venue
+from marketlake.exchanges.registry import venue
+from marketlake.instruments import Instrument
 from marketlake.lake import Lake
-from orchestration.partitions import symbol_partitions
+from orchestration.partitions import instrument_partitions
 from orchestration.resources import LiveEndpoints
 
 JOB_NAME = "stream_ticks"
@@ -35,7 +36,7 @@ ALIVE = [
 
 class StreamOpConfig(dg.Config):
     """What one stream run lands: a venue of `marketlake.exchanges.registry` and its
-    instruments; empty symbols = the venue's symbol partitions (Binance and Coinbase)."""
+    instruments; empty symbols = the venue's instrument partitions."""
 
     exchange: str = "binance"
     symbols: list[str] = []  # noqa: RUF012 - pydantic copies defaults
@@ -59,12 +60,12 @@ def stream_symbols(
     exchange: str, configured: Sequence[str], partitions: Sequence[str]
 ) -> list[str]:
     """The run's symbols: those configured (checked against the venue's syntax), else the
-    symbol partitions that belong to the venue (`registry.partition_venue`: none of OKX's or
-    Deribit's, whose instruments are always configured)."""
+    venue's instrument partitions (`binance:BTCUSDT`: the key names its venue)."""
     chosen = venue(exchange)
     if configured:
         return sorted({chosen.normalize_symbol(s) for s in configured})
-    return sorted({s for s in partitions if partition_venue(s) == chosen.name})
+    found = (Instrument.from_key(text) for text in partitions)
+    return sorted({i.symbol for i in found if i.venue == chosen.name})
 
 
 def build_stream_job() -> dg.JobDefinition:
@@ -83,13 +84,13 @@ def build_stream_job() -> dg.JobDefinition:
         symbols = stream_symbols(
             config.exchange,
             config.symbols,
-            context.instance.get_dynamic_partitions(symbol_partitions.name),
+            context.instance.get_dynamic_partitions(instrument_partitions.name),
         )
         if not symbols:
             raise dg.Failure(
                 f"no {config.exchange} symbols to stream: configure them "
                 f"(MARKETLAKE_{config.exchange.upper()}_SYMBOLS, or the run's `symbols`)"
-                + (", or `marketlake symbols add`" if config.exchange == "binance" else "")
+                + f", or `marketlake symbols add --exchange {config.exchange} SYMBOL`"
             )
         window = stream_window(dt.datetime.now(dt.UTC), config.max_seconds)
         runner = StreamRunner(
@@ -217,7 +218,7 @@ def build_stream_supervisor(
     symbols: dict[str, Sequence[str]] | None = None,
 ) -> dg.SensorDefinition:
     """The sensor keeping one healthy `stream_ticks` run per venue in ``exchanges``;
-    ``symbols`` are the instruments a venue's runs land (default: its symbol partitions)."""
+    ``symbols`` are the instruments a venue's runs land (default: its instrument partitions)."""
     venues = [venue(e).name for e in exchanges]
     configured = {name: list((symbols or {}).get(name, ())) for name in venues}
 

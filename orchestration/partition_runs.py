@@ -1,4 +1,4 @@
-"""Running the real jobs for the CLI and the demo: in runs of a month of one symbol, in
+"""Running the real jobs for the CLI and the demo: in runs of a month of one instrument, in
 this process or in `--jobs` worker processes.
 
 The runs go to the same Dagster instance the UI reads (`orchestration.instance`), tagged
@@ -18,13 +18,15 @@ import dagster as dg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from marketlake.instruments import Instrument
+from orchestration.errors import UsageError
 from orchestration.instance import local_instance
 from orchestration.orphans import fail_orphaned_runs
 from orchestration.report import PartitionOutcome, RunReport
 from orchestration.resources import binance_endpoints, lake_of
 from orchestration.run_batches import RunBatch, execute_batch, plan_batches, singles
 from orchestration.settings import Settings
-from orchestration.symbols import register_symbols
+from orchestration.symbols import register_instruments
 from orchestration.validation import check_lake, check_size, validate_range
 
 #: In-process runs log warnings and errors only; progress is the progress bar's job.
@@ -33,7 +35,7 @@ QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}
 
 def backfill(
     settings: Settings,
-    symbols: Sequence[str],
+    instruments: Sequence[Instrument],
     start: dt.date,
     end: dt.date,
     *,
@@ -42,20 +44,27 @@ def backfill(
     confirmed: bool = False,
     jobs: int = 1,
 ) -> RunReport:
-    """Materialize `trades_history` for symbols x [start, end]."""
+    """Materialize `trades_history` for instruments x [start, end]."""
+    elsewhere = [str(i) for i in instruments if i.venue != "binance"]
+    if elsewhere:
+        raise UsageError(
+            f"no historic trades to backfill for {', '.join(elsewhere)}: the backfill reads "
+            "Binance's archive and REST; other venues' days are built from their streamed "
+            "ticks (`marketlake stream`, then `marketlake build`)"
+        )
     instance = preflight(
-        settings, symbols, start, end, confirmed=confirmed, console=console, jobs=jobs
+        settings, instruments, start, end, confirmed=confirmed, console=console, jobs=jobs
     )
     run_config = {**QUIET_RUN_CONFIG, "ops": {"trades_history": {"config": {"source": source}}}}
     return run_partitions(
-        settings, instance, "trades_history_job", symbols, start, end, run_config, "backfill",
+        settings, instance, "trades_history_job", instruments, start, end, run_config, "backfill",
         console, jobs,
     )  # fmt: skip
 
 
 def build(
     settings: Settings,
-    symbols: Sequence[str],
+    instruments: Sequence[Instrument],
     start: dt.date,
     end: dt.date,
     *,
@@ -64,24 +73,24 @@ def build(
     confirmed: bool = False,
     jobs: int = 1,
 ) -> RunReport:
-    """Materialize the daily tables and every SQL model for symbols x [start, end].
+    """Materialize the daily tables and every SQL model for instruments x [start, end].
 
     `allow_today` builds today's partial day too (the demo does, to show live rows);
     the schedules only ever build closed days.
     """
     instance = preflight(
-        settings, symbols, start, end, confirmed=confirmed, console=console,
+        settings, instruments, start, end, confirmed=confirmed, console=console,
         allow_today=allow_today, jobs=jobs,
     )  # fmt: skip
     return run_partitions(
-        settings, instance, "daily_job", symbols, start, end, QUIET_RUN_CONFIG, "build",
+        settings, instance, "daily_job", instruments, start, end, QUIET_RUN_CONFIG, "build",
         console, jobs,
     )  # fmt: skip
 
 
 def preflight(
     settings: Settings,
-    symbols: Sequence[str],
+    instruments: Sequence[Instrument],
     start: dt.date,
     end: dt.date,
     *,
@@ -91,16 +100,17 @@ def preflight(
     jobs: int = 1,
 ) -> dg.DagsterInstance:
     """Everything that can refuse the request, before any download or write: the range and
-    its size, the lake, the symbols against the exchange. Returns the instance to run in."""
+    its size, the lake, the instance's partitions (migrated?), the instruments against their
+    venue. Returns the instance to run in."""
     validate_range(settings, start, end, allow_today=allow_today)
     days = (end - start).days + 1
-    check_size(len(symbols) * days, confirmed=confirmed)
+    check_size(len(instruments) * days, confirmed=confirmed)
     check_lake(lake_of(settings))
     if console is not None:
-        runs = len(plan_batches(symbols, start, end))
-        partitions = len(symbols) * days
+        runs = len(plan_batches(instruments, start, end))
+        partitions = len(instruments) * days
         console.print(
-            f"{len(symbols)} symbol{'s' if len(symbols) > 1 else ''} x {days} "
+            f"{len(instruments)} instrument{'s' if len(instruments) > 1 else ''} x {days} "
             f"day{'s' if days > 1 else ''} = "
             f"{partitions:,} partition{'s' if partitions > 1 else ''} "
             f"in {runs:,} run{'s' if runs > 1 else ''}"
@@ -108,7 +118,7 @@ def preflight(
             highlight=False,
         )
     instance = cli_instance(console)
-    register_symbols(instance, binance_endpoints(settings), symbols)
+    register_instruments(instance, binance_endpoints(settings), instruments)
     return instance
 
 
@@ -132,7 +142,7 @@ def run_partitions(
     settings: Settings,
     instance: dg.DagsterInstance,
     job_name: str,
-    symbols: Sequence[str],
+    instruments: Sequence[Instrument],
     start: dt.date,
     end: dt.date,
     run_config: dict,
@@ -140,13 +150,13 @@ def run_partitions(
     console: Console | None,
     jobs: int = 1,
 ) -> RunReport:
-    """Execute `job_name` of the real Definitions over symbols x [start, end], in runs of
-    up to `PARTITIONS_PER_RUN` days of one symbol, `jobs` runs at a time.
+    """Execute `job_name` of the real Definitions over instruments x [start, end], in runs
+    of up to `PARTITIONS_PER_RUN` days of one instrument, `jobs` runs at a time.
 
     An instrument-day left unbuilt because its run failed for another one gets a run of
     its own afterwards, so one bad day fails only itself.
     """
-    batches = planned = plan_batches(symbols, start, end)
+    batches = planned = plan_batches(instruments, start, end)
     keys = [key for batch in batches for key in batch.keys]
     outcomes: dict[str, PartitionOutcome] = {}
     interrupted = False

@@ -1,9 +1,9 @@
 """The CLI's instrument-days grouped into runs, and each run's outcome told per instrument-day.
 
 A run of one partition costs Dagster ~20 event-log writes before any data moves (run and
-step start and end, resource set-up, ...); a run of 30 consecutive days of one symbol pays
+step start and end, resource set-up, ...); a run of 30 consecutive days of one instrument pays
 them once. So the CLI groups partitions the way a UI backfill does
-(`BackfillPolicy.multi_run(PARTITIONS_PER_RUN)`): one run per symbol per 30 days, over a
+(`BackfillPolicy.multi_run(PARTITIONS_PER_RUN)`): one run per instrument per 30 days, over a
 partition range (`dagster/asset_partition_range_start|end` tags), which the assets handle
 partition by partition (`assets.partitioned.materialize_partitions`).
 """
@@ -19,7 +19,8 @@ from typing import Any
 
 import dagster as dg
 
-from assets.partitioned import PARTITIONS_PER_RUN, failure_reasons
+from assets.partitioned import PARTITIONS_PER_RUN, PartitionKey, failure_reasons
+from marketlake.instruments import Instrument
 from orchestration.orphans import process_tags
 from orchestration.partitions import partition_key
 from orchestration.report import PartitionOutcome
@@ -33,9 +34,9 @@ INTERRUPTIONS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
 
 @dataclass(frozen=True)
 class RunBatch:
-    """Consecutive days of one symbol, executed as one run."""
+    """Consecutive days of one instrument, executed as one run."""
 
-    symbol: str
+    instrument: Instrument
     first: dt.date
     last: dt.date
 
@@ -43,14 +44,15 @@ class RunBatch:
     def keys(self) -> list[str]:
         days = (self.last - self.first).days + 1
         return [
-            str(partition_key(self.first + dt.timedelta(days=i), self.symbol)) for i in range(days)
+            str(partition_key(self.first + dt.timedelta(days=i), self.instrument))
+            for i in range(days)
         ]
 
     @property
     def label(self) -> str:
         if self.first == self.last:
-            return f"{self.first}|{self.symbol}"
-        return f"{self.symbol} {self.first}..{self.last}"
+            return f"{self.first}|{self.instrument}"
+        return f"{self.instrument} {self.first}..{self.last}"
 
     def run_arguments(self) -> dict[str, Any]:
         """How `execute_in_process` is told the partitions: a key, or a range of keys."""
@@ -61,22 +63,23 @@ class RunBatch:
 
 
 def plan_batches(
-    symbols: Sequence[str],
+    instruments: Sequence[Instrument],
     start: dt.date,
     end: dt.date,
     per_run: int = PARTITIONS_PER_RUN,
 ) -> list[RunBatch]:
-    """symbols x [start, end] as runs of at most `per_run` consecutive days of one symbol."""
+    """instruments x [start, end] as runs of at most `per_run` consecutive days of one
+    instrument."""
     if end < start:
         raise ValueError(f"end {end} is before start {start}")
     if per_run < 1:
         raise ValueError(f"partitions per run must be at least 1, got {per_run}")
     batches = []
-    for symbol in symbols:
+    for instrument in instruments:
         first = start
         while first <= end:
             last = min(end, first + dt.timedelta(days=per_run - 1))
-            batches.append(RunBatch(symbol, first, last))
+            batches.append(RunBatch(instrument, first, last))
             first = last + dt.timedelta(days=1)
     return batches
 
@@ -85,9 +88,8 @@ def singles(keys: Sequence[str]) -> list[RunBatch]:
     """One run per key (a retry of instrument-days whose run failed for another one)."""
     batches = []
     for key in keys:
-        date_text, symbol = str(key).split("|")
-        day = dt.date.fromisoformat(date_text)
-        batches.append(RunBatch(symbol, day, day))
+        parsed = PartitionKey.parse(key)
+        batches.append(RunBatch(parsed.instrument, parsed.date, parsed.date))
     return batches
 
 

@@ -1,21 +1,25 @@
-"""Schedules: yesterday's instrument-days, for every symbol, once the day has closed."""
+"""Schedules: yesterday's instrument-days, for every instrument, once the day has closed."""
 
 import datetime as dt
+from collections.abc import Sequence
 
 import dagster as dg
 
-from orchestration.partitions import partition_key, symbol_partitions
+from marketlake.instruments import Instrument
+from orchestration.partitions import instruments_of, partition_key
 
 
-def yesterday_run_requests(scheduled: dt.datetime, symbols: list[str]) -> list[dg.RunRequest]:
-    """One run request per symbol for the UTC day before `scheduled`."""
+def yesterday_run_requests(
+    scheduled: dt.datetime, instruments: Sequence[Instrument]
+) -> list[dg.RunRequest]:
+    """One run request per instrument for the UTC day before `scheduled`."""
     day = scheduled.astimezone(dt.UTC).date() - dt.timedelta(days=1)
     return [
         dg.RunRequest(
-            run_key=f"{day.isoformat()}|{symbol}",
-            partition_key=partition_key(day, symbol),
+            run_key=f"{day.isoformat()}|{instrument}",
+            partition_key=partition_key(day, instrument),
         )
-        for symbol in sorted(symbols)
+        for instrument in sorted(instruments)
     ]
 
 
@@ -31,9 +35,12 @@ def build_yesterday_schedule(
         description=description,
     )
     def _schedule(context: dg.ScheduleEvaluationContext):
-        symbols = context.instance.get_dynamic_partitions(symbol_partitions.name)
-        if not symbols:
-            return dg.SkipReason("no symbols yet: `marketlake symbols add BTCUSDT`")
-        return yesterday_run_requests(context.scheduled_execution_time, symbols)
+        instruments = instruments_of(context.instance)
+        if not instruments:
+            return dg.SkipReason(
+                "no instruments yet: `marketlake symbols add BTCUSDT` (or `marketlake migrate` "
+                "on an instance from before partition keys named their venue)"
+            )
+        return yesterday_run_requests(context.scheduled_execution_time, instruments)
 
     return _schedule

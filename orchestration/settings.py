@@ -15,8 +15,8 @@ from pathlib import Path
 
 from marketlake.exchanges.binance.endpoints import ARCHIVE_URL, REST_URL, WS_URL
 from marketlake.exchanges.registry import COINBASE, DERIBIT, OKX, VENUES
+from marketlake.instruments import Instrument, parse_instruments
 from marketlake.lake import s3_storage_options  # lives beside Lake, which also uses it
-from marketlake.schemas import parse_symbols
 
 COINBASE_WS_URL = COINBASE.ws.default
 
@@ -36,11 +36,15 @@ class Settings:
     #: The venues `stream_supervisor` keeps a stream run alive for (`MARKETLAKE_STREAM_EXCHANGES`).
     stream_exchanges: tuple[str, ...] = ("binance",)
     #: Instruments streamed per venue when a run names none (`MARKETLAKE_<VENUE>_SYMBOLS`);
-    #: Binance and Coinbase fall back to the symbol partitions.
+    #: otherwise a venue's runs land its instrument partitions.
     stream_symbols: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     rest_weight_limit: int = 6000
     start_date: dt.date = dt.date(2024, 1, 1)
-    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    #: The instruments `symbols_sensor` adds (`MARKETLAKE_SYMBOLS`: bare symbols are Binance's).
+    instruments: tuple[Instrument, ...] = (
+        Instrument("binance", "BTCUSDT"),
+        Instrument("binance", "ETHUSDT"),
+    )
     stream_stale_after_s: float = 120.0
 
     @classmethod
@@ -71,7 +75,14 @@ class Settings:
             raise ValueError(
                 f"MARKETLAKE_STREAM_STALE_SECONDS must be a number: {error}"
             ) from error
-        symbols = tuple(parse_symbols([get("MARKETLAKE_SYMBOLS", ",".join(defaults.symbols))]))
+        try:
+            instruments = tuple(
+                parse_instruments(
+                    [get("MARKETLAKE_SYMBOLS", ",".join(map(str, defaults.instruments)))]
+                )
+            )
+        except ValueError as error:
+            raise ValueError(f"MARKETLAKE_SYMBOLS: {error}") from error
         lake = get("MARKETLAKE_LAKE", defaults.lake)
         exchanges = tuple(
             e.strip().lower()
@@ -111,7 +122,7 @@ class Settings:
             stream_symbols=stream_symbols,
             rest_weight_limit=weight_limit,
             start_date=start_date,
-            symbols=symbols,
+            instruments=instruments,
             stream_stale_after_s=stale,
         )
 

@@ -10,9 +10,8 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from marketlake.exchanges.registry import VENUES
+from marketlake.instruments import Instrument
 from marketlake.lake import Lake
-from marketlake.schemas import InvalidSymbolError
 from orchestration.errors import CommandFailed, UsageError, one_line
 from orchestration.report import cell
 from orchestration.settings import Settings
@@ -24,51 +23,28 @@ def table_name(table: str, freq: str) -> str:
     return f"bars_{freq}" if table == "bars" else TABLES[table]
 
 
-def read_day(lake: Lake, table: str, symbol: str, date: dt.date) -> pl.DataFrame:
+def read_day(lake: Lake, table: str, instrument: Instrument, date: dt.date) -> pl.DataFrame:
     """One instrument-day of `table`, in time order, read with partition pruning."""
     if not lake.exists(table):
         raise UsageError(
             f"{lake.table_uri(table)} does not exist yet: run `marketlake build` first"
         )
-    exchange = exchange_holding(lake, table, symbol)
+    exchange, symbol = instrument.venue, instrument.symbol
     frame = lake.scan(table, exchange=exchange, symbol=symbol, date=date).collect()
     if frame.is_empty():
         raise CommandFailed(
             f"{lake.table_uri(table)} has no partition {exchange}/{symbol}/{date}: "
-            f"not built yet? (`marketlake build {symbol} --start {date}`)"
+            f"not built yet? (`marketlake build {instrument} --start {date}`)"
         )
     order = next((c for c in ("minute", "ts", "trade_id") if c in frame.columns), None)
     return frame.sort(order) if order else frame
-
-
-def spellings(symbol: str) -> list[str]:
-    """``symbol`` as each venue whose syntax accepts it would spell it (BTC-USD: Coinbase's
-    and OKX's); refused when no venue accepts it."""
-    found = [v.normalize_symbol(symbol) for v in VENUES.values() if v.accepts(symbol)]
-    if not found:
-        raise InvalidSymbolError(f"invalid symbol {symbol!r}: no exchange spells one like that")
-    return list(dict.fromkeys(found))
-
-
-def exchange_holding(lake: Lake, table: str, symbol: str) -> str:
-    """The exchange whose partitions of `table` hold `symbol`: the lake says, not its shape.
-
-    A symbol no exchange holds there yet is reported under the venues whose syntax takes
-    it (the message then names the partition that is missing); one several hold is refused.
-    """
-    held = sorted(e for e, s in lake.partition_values(table, ("exchange", "symbol")) if s == symbol)
-    if len(held) > 1:
-        raise UsageError(f"{symbol} is on several exchanges in {table} ({', '.join(held)})")
-    if held:
-        return held[0]
-    return next(name for name, v in VENUES.items() if v.accepts(symbol))
 
 
 def show(
     settings: Settings,
     *,
     table: str,
-    symbol: str,
+    instrument: Instrument,
     date: dt.date,
     freq: str,
     fmt: str,
@@ -76,7 +52,6 @@ def show(
     limit: int | None,
     out: Console,
 ) -> int:
-    symbol = spellings(symbol)[0]
     name = table_name(table, freq)
     if fmt == "parquet" and output is None:
         raise UsageError("--format parquet needs --output FILE")
@@ -84,7 +59,7 @@ def show(
         check_output(Path(output))
     lake = Lake(settings.lake, settings.lake_storage_options)
     try:
-        frame = read_day(lake, name, symbol, date)
+        frame = read_day(lake, name, instrument, date)
     except OSError as error:  # the object store or the file system, after its own retries
         raise CommandFailed(f"cannot read {lake.table_uri(name)}: {one_line(error)}") from None
     if limit is not None:
@@ -92,7 +67,7 @@ def show(
     if fmt in ("parquet", "csv", "json"):
         _write(frame, fmt, output)
     else:
-        _print_table(frame, f"{name} {symbol} {date} ({frame.height:,} rows)", out)
+        _print_table(frame, f"{name} {instrument} {date} ({frame.height:,} rows)", out)
     return 0
 
 

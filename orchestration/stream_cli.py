@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from rich.console import Console
 
-from marketlake.exchanges.registry import venue
-from marketlake.schemas import InvalidSymbolError
+from marketlake.instruments import parse_instruments
+from orchestration.errors import UsageError
 from orchestration.resources import lake_of, live_endpoints
 from orchestration.settings import Settings
 from orchestration.validation import check_lake
 
 
-def parse_stream_symbols(values: Iterable[str], exchange: str) -> list[str]:
-    """Comma- or space-separated instruments, each checked against ``exchange``'s syntax."""
-    chosen = venue(exchange)
-    symbols: list[str] = []
-    for value in values:
-        for part in re.split(r"[,\s]+", value):
-            if part and (symbol := chosen.normalize_symbol(part)) not in symbols:
-                symbols.append(symbol)
-    if not symbols:
-        raise InvalidSymbolError("no symbols given")
-    return symbols
+def parse_stream_symbols(values: Iterable[str], exchange: str) -> tuple[str, list[str]]:
+    """(venue, symbols) of comma- or space-separated instruments: bare symbols are on
+    ``exchange``, qualified ones (``okx:BTC-USDT``) on theirs; one process lands one venue."""
+    instruments = parse_instruments(values, exchange)
+    venues = sorted({i.venue for i in instruments})
+    if len(venues) > 1:
+        raise UsageError(
+            f"one stream lands one venue, these name {len(venues)} "
+            f"({', '.join(map(str, instruments))}): run a `marketlake stream` per venue"
+        )
+    return venues[0], [i.symbol for i in instruments]
 
 
 def status_line(status) -> str:
@@ -66,7 +65,7 @@ def stream(
     """
     from streaming import run_stream
 
-    symbols = parse_stream_symbols(symbols, exchange)
+    exchange, symbols = parse_stream_symbols(symbols, exchange)
     check_lake(lake_of(settings))
     config = live_endpoints(settings).stream_config(
         exchange,

@@ -151,11 +151,12 @@ def backfill(topology: Topology, symbols: list[str], days: list[dt.date]) -> Non
     web = Webserver(topology.url)
     try:
         deadline = time.monotonic() + 120
-        while not set(symbols) <= set(web.symbols()):  # symbols_sensor adds them
+        wanted = {f"binance:{symbol}" for symbol in symbols}
+        while not wanted <= set(web.instruments()):  # symbols_sensor adds them
             if time.monotonic() > deadline:
                 raise SystemExit(f"symbols_sensor did not add {symbols}; see the daemon's log")
             time.sleep(1)
-        partitions = [f"{day}|{symbol}" for symbol in symbols for day in days]
+        partitions = [f"{day}|binance:{symbol}" for symbol in symbols for day in days]
         launched = time.monotonic()
         backfill_id = web.launch_backfill("trades_history", partitions)
         print(f"backfill {backfill_id}: {len(partitions)} partitions launched", flush=True)

@@ -215,11 +215,12 @@ class Webserver:
         statuses = self(DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]
         return [s["daemonType"] for s in statuses if s["required"] and not s["healthy"]]
 
-    def symbols(self, asset: str = "trades_history") -> list[str]:
-        """The `symbols` partitions of `asset` (symbols_sensor adds them)."""
+    def instruments(self, asset: str = "trades_history") -> list[str]:
+        """The `instruments` partitions of `asset`, `binance:BTCUSDT` (symbols_sensor adds
+        them)."""
         node = self(SYMBOLS, {"key": {"path": [asset]}})["assetNodeOrError"]
         dimensions = {d["name"]: d["partitionKeys"] for d in node["partitionKeysByDimension"]}
-        return dimensions.get("symbol", [])
+        return dimensions.get("instrument", [])
 
     # --- waiting --------------------------------------------------------------------------
 

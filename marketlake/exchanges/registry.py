@@ -228,17 +228,6 @@ def venue(name: str) -> Venue:
     return found
 
 
-def partition_venue(symbol: str) -> str:
-    """The venue of an *unqualified* Dagster symbol partition: the one convention left.
-
-    The ``symbols`` partitions carry no exchange (``assets/partitioned.py``), and the only
-    venues ever given partitions are Binance (no dash) and Coinbase (BASE-QUOTE). OKX and
-    Deribit instruments are streamed from the symbols they are configured with, never
-    inferred from a partition name.
-    """
-    return "coinbase" if "-" in symbol else "binance"
-
-
 __all__ = [
     "BINANCE",
     "COINBASE",
@@ -249,6 +238,5 @@ __all__ = [
     "InstrumentList",
     "Limits",
     "Venue",
-    "partition_venue",
     "venue",
 ]

@@ -48,31 +48,47 @@ def test_several_symbols_come_back_in_the_order_given_and_lowercase_is_accepted(
     assert same_rows(got, expected, "symbol", "ts", "update_id")
 
 
-def test_the_exchange_comes_from_the_lake_so_a_coinbase_product_needs_no_keyword(sim_lake):
-    got = ml.trades("BTC-USD", "2024-03-01", lake=sim_lake).collect()
+def test_a_coinbase_product_is_read_on_exchange_coinbase_or_qualified(sim_lake):
+    got = ml.trades("BTC-USD", "2024-03-01", exchange="coinbase", lake=sim_lake).collect()
     assert got.height > 0 and got["exchange"].unique().to_list() == ["coinbase"]
-    same = ml.trades("BTC-USD", "2024-03-01", exchange="coinbase", lake=sim_lake).collect()
+    same = ml.trades("coinbase:btc-usd", "2024-03-01", lake=sim_lake).collect()
     assert same.equals(got)
+    # the venue is never guessed from the dash: Binance (the default) spells no BTC-USD
+    with pytest.raises(ml.LakeError, match=r"invalid Binance symbol 'BTC-USD'"):
+        ml.trades("BTC-USD", "2024-03-01", lake=sim_lake)
 
 
 def test_asking_for_a_symbol_on_an_exchange_that_does_not_list_it_names_both(sim_lake):
-    with pytest.raises(ml.LakeError, match=r"'BTCUSDT' on coinbase.*it is on binance"):
-        ml.trades("BTCUSDT", "2024-03-01", exchange="coinbase", lake=sim_lake)
+    with pytest.raises(ml.LakeError, match=r"'BTC-USD' on okx.*it is on coinbase"):
+        ml.trades("BTC-USD", "2024-03-01", exchange="okx", lake=sim_lake)
     with pytest.raises(ml.LakeError, match=r"no exchange 'kraken'.*binance, coinbase"):
         ml.trades("BTCUSDT", "2024-03-01", exchange="kraken", lake=sim_lake)
 
 
-def test_a_symbol_held_by_two_exchanges_needs_the_exchange_keyword(tmp_path):
+def test_a_symbol_two_venues_spell_alike_is_read_from_the_venue_asked_for(tmp_path):
     lake = Lake(str(tmp_path), {})
-    for exchange in ("binance", "coinbase"):
-        frame = trades_frame(exchange, "BTCUSDT", DAYS[0])
+    for exchange in ("coinbase", "okx"):
+        frame = trades_frame(exchange, "BTC-USD", DAYS[0])
         lake.replace_partition(
-            "trades", frame, {"exchange": exchange, "symbol": "BTCUSDT", "date": DAYS[0]}, KEYS
+            "trades", frame, {"exchange": exchange, "symbol": "BTC-USD", "date": DAYS[0]}, KEYS
         )
-    with pytest.raises(ml.LakeError, match=r"several exchanges.*binance, coinbase.*exchange="):
-        ml.trades("BTCUSDT", "2024-03-01", lake=lake)
-    got = ml.trades("BTCUSDT", "2024-03-01", exchange="coinbase", lake=lake).collect()
-    assert got["exchange"].unique().to_list() == ["coinbase"]
+    got = ml.trades("BTC-USD", "2024-03-01", exchange="okx", lake=lake).collect()
+    assert got["exchange"].unique().to_list() == ["okx"]
+    both = ml.trades(["okx:BTC-USD", "coinbase:BTC-USD"], "2024-03-01", lake=lake).collect()
+    assert both["exchange"].unique(maintain_order=True).to_list() == ["okx", "coinbase"]
+
+
+def test_a_deribit_or_okx_symbol_keeps_its_venues_spelling(tmp_path):
+    lake = Lake(str(tmp_path), {})
+    for exchange, symbol in (("deribit", "XRP_USDC-30JUN23-0d625-C"), ("okx", "BTC-USDT-SWAP")):
+        frame = trades_frame(exchange, symbol, DAYS[0])
+        lake.replace_partition(
+            "trades", frame, {"exchange": exchange, "symbol": symbol, "date": DAYS[0]}, KEYS
+        )
+    option = ml.trades("xrp_usdc-30jun23-0d625-c", DAYS[0], exchange="deribit", lake=lake)
+    assert option.collect()["symbol"].unique().to_list() == ["XRP_USDC-30JUN23-0d625-C"]
+    swap = ml.trades("okx:btc-usdt-swap", DAYS[0], lake=lake).collect()
+    assert swap["symbol"].unique().to_list() == ["BTC-USDT-SWAP"]
 
 
 def test_an_unknown_symbol_is_named_with_what_the_table_holds(sim_lake):
@@ -105,9 +121,9 @@ def test_a_missing_table_is_named_with_the_lake(tmp_path):
 
 
 def test_a_day_without_data_reads_as_no_rows_with_the_tables_columns(sim_lake):
-    got = ml.trades("BTC-USD", "2024-03-02", "2024-03-05", lake=sim_lake).collect()
+    got = ml.trades("coinbase:BTC-USD", "2024-03-02", "2024-03-05", lake=sim_lake).collect()
     assert got.is_empty() and got.schema == schemas.TRADES
-    some = ml.trades("BTC-USD", "2024-02-28", "2024-03-05", lake=sim_lake).collect()
+    some = ml.trades("coinbase:BTC-USD", "2024-02-28", "2024-03-05", lake=sim_lake).collect()
     assert some["date"].unique().to_list() == [DAYS[0]]
 
 

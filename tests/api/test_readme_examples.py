@@ -52,7 +52,8 @@ def test_the_readme_examples_run_against_a_lake_and_give_what_they_say(
     assert isinstance(namespace["spread"], pl.LazyFrame)
     assert namespace["days"].height == 6
     assert namespace["coinbase"]["exchange"].unique().to_list() == ["coinbase"]
-    assert "unknown symbol 'XRPUSDT' in table 'trades'" in capsys.readouterr().out
+    assert "unknown symbol 'XRPUSDT' on binance in table 'trades'" in capsys.readouterr().out
+    assert namespace["same"].equals(namespace["coinbase"])
     assert sorted(namespace["by_side"]["sign"].to_list()) == [-1, 1]
     assert namespace["volatility"].height == 288
     one_minute = namespace["ml"].bars("BTCUSDT", "2024-03-01", lake=namespace["lake"]).collect()

@@ -36,7 +36,7 @@ def world(sim, tmp_path):
         binance_rest_url=sim.base_url,
     )
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("symbols", list(SYMBOLS))
+    instance.add_dynamic_partitions("instruments", [f"binance:{s}" for s in SYMBOLS])
     return World(sim, Lake(settings.lake), settings, build_definitions(settings), instance)
 
 

@@ -22,7 +22,7 @@ from orchestration.definitions import build_definitions
 from orchestration.settings import Settings
 
 DAY = dt.date(2024, 3, 1)
-KEY = f"{DAY}|BTCUSDT"
+KEY = f"{DAY}|binance:BTCUSDT"
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -58,7 +58,7 @@ def day(sim, tmp_path_factory):
         binance_rest_url=sim.base_url,
     )
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("symbols", ["BTCUSDT"])
+    instance.add_dynamic_partitions("instruments", ["binance:BTCUSDT"])
     lake = Lake(settings.lake)
     lake.append(
         "ticks_quotes",

@@ -23,12 +23,13 @@ from assets.partitioned import PartitionKey
 from assets.sql_models import run_model_partition
 from assets.trade_transforms import with_lake_keys
 from marketlake import schemas
+from marketlake.instruments import Instrument
 from marketlake.simulator import data
 from marketlake.simulator.formats import csv_bytes
 from orchestration.run_batches import root_cause
 
 DAY = dt.date(2024, 3, 1)
-KEY = f"{DAY}|BTCUSDT"
+KEY = f"{DAY}|binance:BTCUSDT"
 JOB = "trades_history_job"
 STAMP = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -129,7 +130,7 @@ def test_an_empty_day_is_never_written_even_where_nothing_was_stored(world):
 
 def test_one_bad_day_in_a_batch_leaves_it_unwritten_and_writes_the_others(world):
     next_day = DAY + dt.timedelta(days=1)
-    keys = [KEY, f"{next_day}|BTCUSDT"]
+    keys = [KEY, f"{next_day}|binance:BTCUSDT"]
     good = csv_bytes(data.day_trades("BTCUSDT", DAY, world.sim.config))
     served = {
         **archive_files("BTCUSDT", DAY, good),
@@ -238,7 +239,7 @@ def test_a_model_whose_error_tests_fail_leaves_its_previous_rows(world):
     broken = trades.with_columns(
         price=pl.when(pl.int_range(pl.len()) == 0).then(-1.0).otherwise(pl.col("price"))
     )
-    key = PartitionKey(DAY, "BTCUSDT")
+    key = PartitionKey(DAY, Instrument("binance", "BTCUSDT"))
     world.lake.replace_partition(
         "trades", broken, key.lake_partition(), schemas.MARKET_PARTITION_COLUMNS
     )

@@ -12,13 +12,14 @@ import pytest
 from assets.partitioned import PartitionKey
 from assets.trade_transforms import with_lake_keys
 from marketlake import schemas
+from marketlake.instruments import Instrument
 from marketlake.lake import Lake
 from orchestration.definitions import build_definitions
 from orchestration.schedules import yesterday_run_requests
 from orchestration.settings import Settings
 
 DAY = dt.date(2024, 3, 1)
-KEY = f"{DAY}|BTCUSDT"
+KEY = f"{DAY}|binance:BTCUSDT"
 RAW = ["trade_id", "price", "qty", "quote_qty", "ts", "is_buyer_maker"]
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -102,7 +103,7 @@ def test_compaction_while_the_stream_appends_loses_nothing(tmp_path, sim):
     batches = [ticks(truth.slice(i * 50, 50)) for i in range(60)]
     for batch in batches[:40]:
         lake.append("ticks_trades", batch, schemas.MARKET_PARTITION_COLUMNS)
-    key = PartitionKey(DAY, "BTCUSDT")
+    key = PartitionKey(DAY, Instrument("binance", "BTCUSDT"))
     before = len(lake.partition_files("ticks_trades", key.lake_partition()))
 
     def keep_appending() -> None:
@@ -134,14 +135,18 @@ def test_compaction_leaves_few_files_and_the_same_rows(world, sim):
     assert landed.height == 3_000
 
 
-def test_the_daily_schedule_asks_for_yesterday_for_every_symbol():
+def test_the_daily_schedule_asks_for_yesterday_for_every_instrument():
     requests = yesterday_run_requests(
-        dt.datetime(2024, 3, 2, 0, 15, tzinfo=dt.UTC), ["ETHUSDT", "BTCUSDT"]
+        dt.datetime(2024, 3, 2, 0, 15, tzinfo=dt.UTC),
+        [Instrument("okx", "BTC-USDT"), Instrument("binance", "ETHUSDT")],
     )
-    assert [r.partition_key for r in requests] == ["2024-03-01|BTCUSDT", "2024-03-01|ETHUSDT"]
+    assert [r.partition_key for r in requests] == [
+        "2024-03-01|binance:ETHUSDT",
+        "2024-03-01|okx:BTC-USDT",
+    ]
 
 
-def test_the_schedule_reads_the_symbols_from_the_instance(sim):
+def test_the_schedule_reads_the_instruments_from_the_instance(sim):
     defs = build_definitions(Settings())
     schedule = defs.resolve_schedule_def("daily_schedule")
     with dg.instance_for_test() as instance:
@@ -152,8 +157,8 @@ def test_the_schedule_reads_the_symbols_from_the_instance(sim):
                 repository_def=defs.get_repository_def(),
             )
         )
-        assert empty.skip_message and "no symbols" in empty.skip_message
-        instance.add_dynamic_partitions("symbols", ["BTCUSDT", "ETHUSDT"])
+        assert empty.skip_message and "no instruments" in empty.skip_message
+        instance.add_dynamic_partitions("instruments", ["binance:BTCUSDT", "binance:ETHUSDT"])
         tick = schedule.evaluate_tick(
             dg.build_schedule_context(
                 instance=instance,
@@ -162,8 +167,8 @@ def test_the_schedule_reads_the_symbols_from_the_instance(sim):
             )
         )
     assert [r.partition_key for r in tick.run_requests] == [
-        "2024-03-01|BTCUSDT",
-        "2024-03-01|ETHUSDT",
+        "2024-03-01|binance:BTCUSDT",
+        "2024-03-01|binance:ETHUSDT",
     ]
 
 
@@ -173,7 +178,9 @@ def test_vacuum_deletes_the_files_compaction_replaced_and_keeps_every_row(world,
     for i in range(5):
         batch = ticks(truth.slice(i * 100, 100))
         lake.append("ticks_trades", batch, schemas.MARKET_PARTITION_COLUMNS)
-    lake.compact_partition("ticks_trades", PartitionKey(DAY, "BTCUSDT").lake_partition())
+    lake.compact_partition(
+        "ticks_trades", PartitionKey(DAY, Instrument("binance", "BTCUSDT")).lake_partition()
+    )
     defs = build_definitions(Settings(lake=lake.uri))
     result = defs.resolve_job_def("vacuum_job").execute_in_process(
         run_config={"ops": {"lake_vacuum": {"config": {"retention_hours": 0}}}}

@@ -15,7 +15,12 @@ import pytest
 from assets.trades_history_checks import TRADES_HISTORY_CHECKS
 
 ASSET = dg.AssetKey("trades_history")
-KEYS = ["2024-03-01|BTCUSDT", "2024-03-01|ETHUSDT", "2024-03-02|BTCUSDT", "2024-03-02|ETHUSDT"]
+KEYS = [
+    "2024-03-01|binance:BTCUSDT",
+    "2024-03-01|binance:ETHUSDT",
+    "2024-03-02|binance:BTCUSDT",
+    "2024-03-02|binance:ETHUSDT",
+]
 
 
 def materialize_batch(world, first: str, last: str) -> dg.ExecuteInProcessResult:
@@ -41,8 +46,8 @@ def test_each_partition_of_a_batch_has_its_own_materialization_and_metadata(worl
     assert result.success
 
     for key in KEYS:
-        date, symbol = key.split("|")
-        truth = world.truth(symbol, dt.date.fromisoformat(date))
+        date, instrument = key.split("|")
+        truth = world.truth(instrument.removeprefix("binance:"), dt.date.fromisoformat(date))
         record = latest_materialization(world.instance, key)
         assert record.run_id == result.run_id
         metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
@@ -56,9 +61,9 @@ def test_each_partition_of_a_batch_has_its_own_materialization_and_metadata(worl
         assert metadata["delta_version"] >= 0
         assert "partitions" not in metadata and "per_partition" not in metadata
         tags = record.event_log_entry.tags or {}
-        assert (tags.get("dagster/partition/date"), tags.get("dagster/partition/symbol")) == (
+        assert (tags.get("dagster/partition/date"), tags.get("dagster/partition/instrument")) == (
             date,
-            symbol,
+            instrument,
         )
 
 

@@ -30,7 +30,7 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
 
 def test_two_symbols_by_two_days_land_exactly_the_exchanges_trades(world):
     symbols = world.sim.config.symbols
-    keys = [f"{day}|{symbol}" for symbol in symbols for day in ("2024-03-01", "2024-03-02")]
+    keys = [f"{day}|binance:{symbol}" for symbol in symbols for day in ("2024-03-01", "2024-03-02")]
     for key in keys:
         result = world.run(JOB, key)
         assert result.success
@@ -43,14 +43,14 @@ def test_two_symbols_by_two_days_land_exactly_the_exchanges_trades(world):
 
 
 def test_materializing_a_partition_twice_leaves_the_same_rows(world):
-    world.run(JOB, f"{DAY}|BTCUSDT")
+    world.run(JOB, f"{DAY}|binance:BTCUSDT")
     first = world.rows("BTCUSDT", DAY).drop("ingested_at")
-    world.run(JOB, f"{DAY}|BTCUSDT")
+    world.run(JOB, f"{DAY}|binance:BTCUSDT")
     assert world.rows("BTCUSDT", DAY).drop("ingested_at").equals(first)
 
 
 def test_materialization_metadata_describes_the_partition(world):
-    result = world.run(JOB, f"{DAY}|ETHUSDT")
+    result = world.run(JOB, f"{DAY}|binance:ETHUSDT")
     metadata = result.asset_materializations_for_node("trades_history")[0].metadata
     truth = world.truth("ETHUSDT", DAY)
     assert metadata["rows"].value == truth.height
@@ -65,11 +65,11 @@ def test_materialization_metadata_describes_the_partition(world):
 
 @pytest.mark.parametrize("fault", ["wrong_checksum", "corrupt_zip", "truncated_csv"])
 def test_a_damaged_archive_fails_the_partition_and_leaves_the_table_unchanged(world, fault):
-    world.run(JOB, f"{DAY}|BTCUSDT")
+    world.run(JOB, f"{DAY}|binance:BTCUSDT")
     before = world.rows("BTCUSDT", DAY)
     version = world.lake.version("trades_history")
     getattr(world.sim.faults, fault).add(("BTCUSDT", DAY))
-    result = world.run(JOB, f"{DAY}|BTCUSDT")
+    result = world.run(JOB, f"{DAY}|binance:BTCUSDT")
     assert not result.success
     assert "BTCUSDT-trades-2024-03-01.zip" in failure_message(result)
     assert world.lake.version("trades_history") == version
@@ -78,7 +78,7 @@ def test_a_damaged_archive_fails_the_partition_and_leaves_the_table_unchanged(wo
 
 def test_a_day_missing_from_the_archive_falls_back_to_rest(world):
     world.sim.faults.unpublished.add(("ETHUSDT", DAY))
-    result = world.run(JOB, f"{DAY}|ETHUSDT")
+    result = world.run(JOB, f"{DAY}|binance:ETHUSDT")
     assert result.success, failure_message(result)
     landed = world.rows("ETHUSDT", DAY)
     assert landed.select(RAW_COLUMNS).equals(world.truth("ETHUSDT", DAY))
@@ -90,7 +90,7 @@ def test_holes_in_an_archive_day_are_filled_from_rest_before_the_write(world):
     first = world.truth("BTCUSDT", DAY)["trade_id"].min()
     holes = [(first + 100, first + 149), (first + 1000, first + 1000)]
     world.sim.faults.archive_gaps[("BTCUSDT", DAY)] = holes
-    result = world.run(JOB, f"{DAY}|BTCUSDT")
+    result = world.run(JOB, f"{DAY}|binance:BTCUSDT")
     assert result.success
     assert all(checks(result).values()), checks(result)
     landed = world.rows("BTCUSDT", DAY)
@@ -102,14 +102,15 @@ def test_holes_in_an_archive_day_are_filled_from_rest_before_the_write(world):
 
 
 def test_a_batch_run_records_every_partitions_checks(world):
-    keys = ["2024-03-01|BTCUSDT", "2024-03-02|ETHUSDT"]
+    keys = ["2024-03-01|binance:BTCUSDT", "2024-03-02|binance:ETHUSDT"]
     result = world.run(JOB, *keys)
     assert result.success
     partitions = {
         e.partition for e in result.get_asset_check_evaluations() if e.partition is not None
     }
     assert partitions == {
-        "2024-03-01|BTCUSDT", "2024-03-01|ETHUSDT", "2024-03-02|BTCUSDT", "2024-03-02|ETHUSDT"
+        "2024-03-01|binance:BTCUSDT", "2024-03-01|binance:ETHUSDT",
+        "2024-03-02|binance:BTCUSDT", "2024-03-02|binance:ETHUSDT",
     }  # fmt: skip
     for symbol in world.sim.config.symbols:
         assert world.rows(symbol, dt.date(2024, 3, 2)).height == 4_000
@@ -124,7 +125,7 @@ class FailingLake(Lake):
 
 
 def test_a_failed_write_raises_and_leaves_the_rows(world):
-    world.run(JOB, f"{DAY}|BTCUSDT")
+    world.run(JOB, f"{DAY}|binance:BTCUSDT")
     before = world.rows("BTCUSDT", DAY)
     version = world.lake.version("trades_history")
     with (
@@ -137,3 +138,13 @@ def test_a_failed_write_raises_and_leaves_the_rows(world):
         )
     assert world.lake.version("trades_history") == version
     assert world.rows("BTCUSDT", DAY).equals(before)
+
+
+def test_another_venues_instrument_day_is_refused_not_fetched_from_binance(world):
+    # OKX spells BTC-USDT; Binance's archive has no such symbol, and must not be asked
+    world.instance.add_dynamic_partitions("instruments", ["okx:BTC-USDT"])
+    result = world.run(JOB, f"{DAY}|okx:BTC-USDT")
+    assert not result.success
+    message = failure_message(result)
+    assert f"{DAY}|okx:BTC-USDT" in message and "Binance's archive" in message
+    assert not world.lake.exists("trades_history")

@@ -45,7 +45,7 @@ def test_backfill_lands_every_partition_in_a_run_per_symbol_and_prints_a_summary
     assert "4 partitions in 2 runs, 2 at a time" in " ".join(result.stderr.split())
     assert "12,000 rows" in result.stdout and "4 partitions in" in result.stdout
     assert "(2 runs)" in result.stdout
-    assert "2024-03-02|ETHUSDT" in result.stdout
+    assert "2024-03-02|binance:ETHUSDT" in result.stdout
     landed = pl.read_delta(str(tmp_path / "lake" / "trades_history"))
     assert landed.group_by("symbol", "date").len()["len"].to_list() == [3_000] * 4
     # the runs are recorded in the local Dagster instance the UI reads: one per symbol,
@@ -60,8 +60,8 @@ def test_backfill_lands_every_partition_in_a_run_per_symbol_and_prints_a_summary
             for r in runs
         )
         assert ranges == [
-            ("2024-03-01|BTCUSDT", "2024-03-02|BTCUSDT"),
-            ("2024-03-01|ETHUSDT", "2024-03-02|ETHUSDT"),
+            ("2024-03-01|binance:BTCUSDT", "2024-03-02|binance:BTCUSDT"),
+            ("2024-03-01|binance:ETHUSDT", "2024-03-02|binance:ETHUSDT"),
         ]
         assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         materialized = instance.get_materialized_partitions(dg.AssetKey("trades_history"))
@@ -88,6 +88,9 @@ def test_symbols_are_accepted_space_separated_with_a_rest_source(sim, tmp_path):
         (["BTCUSDT", "--start", "2024-3-1x"], "malformed date '2024-3-1x'"),
         (["BTCUSDT", "--start", "2099-01-01"], "not a complete UTC day"),
         (["BTCUSDT", "--start", "2024-03-01", "--source", "ftp"], "invalid choice: 'ftp'"),
+        (["okx:BTC-USDT", "--start", "2024-03-01"], "no historic trades to backfill for okx:"),
+        (["BTCUSDT", "--exchange", "okx", "--start", "2024-03-01"], "invalid OKX instrument"),
+        (["kraken:XBTUSD", "--start", "2024-03-01"], "unknown venue 'kraken'"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_error_and_writes_nothing(sim, tmp_path, args, message):
@@ -112,3 +115,33 @@ def test_a_failed_partition_is_reported_and_the_exit_status_says_so(sim, tmp_pat
     assert "ArchiveChecksumError" in result.stdout or "sha256" in result.stdout
     landed = pl.read_delta(str(tmp_path / "lake" / "trades_history"))
     assert landed["symbol"].unique().to_list() == ["BTCUSDT"]
+
+
+def test_instruments_are_given_on_a_venue_or_qualified_and_listed_qualified(sim, tmp_path):
+    added = marketlake("symbols", "add", "BTCUSDT", "okx:btc-usdt", sim=sim, cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert "added: binance:BTCUSDT, okx:BTC-USDT" in added.stdout
+    # BTC-USD on Coinbase and on OKX are two instruments, never guessed from the dash
+    coinbase = marketlake(
+        "symbols", "add", "--exchange", "coinbase", "BTC-USD", "okx:BTC-USD", sim=sim, cwd=tmp_path
+    )
+    assert coinbase.returncode == 0, coinbase.stderr
+    listed = marketlake("symbols", "list", sim=sim, cwd=tmp_path)
+    assert listed.stdout.split() == [
+        "binance:BTCUSDT", "coinbase:BTC-USD", "okx:BTC-USD", "okx:BTC-USDT",
+    ]  # fmt: skip
+    refused = marketlake(
+        "symbols", "add", "--exchange", "deribit", "BTC/USD", sim=sim, cwd=tmp_path
+    )
+    assert refused.returncode == 2
+    assert "invalid Deribit instrument 'BTC/USD': expected like BTC-PERPETUAL" in refused.stderr
+
+
+def test_a_stream_lands_one_venue_so_mixed_venues_are_refused(sim, tmp_path):
+    result = marketlake(
+        "stream", "BTCUSDT", "okx:BTC-USDT", "--duration", "1", "--lake", "lake",
+        sim=sim, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "one stream lands one venue" in " ".join(result.stderr.split())
+    assert not (tmp_path / "lake").exists()

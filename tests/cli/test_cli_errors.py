@@ -19,9 +19,10 @@ import pytest
 from support.scripted_server import Reply, ScriptedServer
 
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
+from marketlake.instruments import Instrument
 from orchestration.errors import CommandFailed
 from orchestration.instance import local_instance
-from orchestration.symbols import register_symbols
+from orchestration.symbols import register_instruments
 
 ROOT = Path(__file__).resolve().parents[2]
 EXCHANGE_INFO = b'{"symbols": [{"symbol": "BTCUSDT", "status": "TRADING"}]}'
@@ -86,7 +87,12 @@ def test_an_exchange_info_that_never_answers_times_out_naming_the_url(tmp_path):
     with exchange(Reply(200, EXCHANGE_INFO, delay=2.0)) as server:
         binance = BinanceEndpoints(rest_url=server.base_url)
         with pytest.raises(CommandFailed) as failure:
-            register_symbols(local_instance(tmp_path / "home"), binance, ["BTCUSDT"], timeout_s=0.2)
+            register_instruments(
+                local_instance(tmp_path / "home"),
+                binance,
+                [Instrument("binance", "BTCUSDT")],
+                timeout_s=0.2,
+            )
     message = str(failure.value)
     assert f"{server.base_url}/api/v3/exchangeInfo" in message
     assert "Timeout" in message and "\n" not in message

@@ -33,7 +33,7 @@ from orchestration.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = dt.date(2024, 3, 1)
-KEY = f"{DAY}|BTCUSDT"
+KEY = f"{DAY}|binance:BTCUSDT"
 HOLE = (700, 899)  # positions of the day's trades the stream missed
 
 
@@ -65,7 +65,7 @@ def built(tmp_path_factory) -> Built:
         lake.append("stream_events", _gap_events(first, last), schemas.EVENT_PARTITION_COLUMNS)
 
         instance = local_instance(folder / "home")
-        instance.add_dynamic_partitions("symbols", ["BTCUSDT"])
+        instance.add_dynamic_partitions("instruments", ["binance:BTCUSDT"])
         job = build_definitions(settings).resolve_job_def("daily_job")
         assert job.execute_in_process(partition_key=KEY, instance=instance).success
     return Built(folder, lake, truth, (first, last))
@@ -144,7 +144,7 @@ def test_the_report_of_a_built_day_is_one_self_contained_page_with_the_days_figu
     result = report(built, "BTCUSDT", DAY.isoformat())
 
     assert result.returncode == 0, result.stderr
-    path = built.folder / f"report-BTCUSDT-{DAY}.html"
+    path = built.folder / f"report-binance-BTCUSDT-{DAY}.html"
     assert f"report written to {path}" in " ".join(result.stdout.split())
     page = Page(path.read_text())
     # self-contained: nothing to fetch, no script
@@ -187,8 +187,22 @@ def test_a_range_with_a_day_not_built_reports_the_built_days_and_names_the_other
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
-        (["ETHUSDT", "2024-03-01"], 2, "unknown symbol 'ETHUSDT': the lake's bars hold BTCUSDT"),
-        (["BTCUSDT", "2024-03-05"], 1, "no data for BTCUSDT on 2024-03-05"),
+        (
+            ["ETHUSDT", "2024-03-01"],
+            2,
+            "unknown instrument binance:ETHUSDT: the lake's bars hold binance:BTCUSDT",
+        ),
+        (
+            ["BTCUSDT", "--exchange", "okx", "2024-03-01"],
+            2,
+            "invalid OKX instrument 'BTCUSDT': expected like BTC-USDT",
+        ),
+        (
+            ["okx:BTC-USDT", "2024-03-01"],
+            2,
+            "unknown instrument okx:BTC-USDT: the lake's bars hold binance:BTCUSDT",
+        ),
+        (["BTCUSDT", "2024-03-05"], 1, "no data for binance:BTCUSDT on 2024-03-05"),
         (["BTCUSDT", "2024-13-01"], 2, "malformed date '2024-13-01'"),
         (["BTCUSDT", "2024-03-02", "--end", "2024-03-01"], 2, "--end 2024-03-01 is before"),
         (["BTCUSDT", "2024-03-01", "--out", "r.pdf"], 2, "give a .html file name"),

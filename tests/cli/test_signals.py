@@ -65,7 +65,7 @@ def test_ctrl_c_stops_a_multi_day_backfill_at_once_and_says_what_finished(tmp_pa
     # what finished is named, what did not is listed, and the rest was never started
     assert f"interrupted: {len(finished)} of {days} partitions finished" in said
     assert all(key in said.split("not done")[0] for key in finished)
-    assert f"2024-03-{days:02d}|BTCUSDT" in said.split("not done")[1] or "more" in said
+    assert f"2024-03-{days:02d}|binance:BTCUSDT" in said.split("not done")[1] or "more" in said
     landed = pl.read_delta(str(lake / "trades_history"))["date"].unique().to_list()
     assert len(landed) < days
     # no run is left STARTED in the instance the UI reads
@@ -188,7 +188,7 @@ def test_the_next_cli_start_fails_the_runs_a_killed_backfill_left_started(tmp_pa
         )  # fmt: skip
 
     assert listed.returncode == 0, listed.stderr
-    assert "BTCUSDT" in listed.stdout
+    assert "binance:BTCUSDT" in listed.stdout
     said = " ".join(listed.stderr.split())
     assert f"marked 1 run(s) failed whose process is gone: {left.run_id[:8]}" in said
     with dg.DagsterInstance.from_config(str(home)) as instance:

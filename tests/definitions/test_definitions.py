@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from assets.partitioned import PartitionKey
+from marketlake.instruments import Instrument
 from orchestration.definitions import build_definitions
 from orchestration.partitions import partition_keys
 from orchestration.settings import Settings
@@ -53,22 +54,76 @@ def test_a_malformed_setting_names_its_variable():
         Settings.from_env({"MARKETLAKE_START_DATE": "yesterday"})
 
 
+def test_the_configured_instruments_are_binances_unless_they_name_their_venue():
+    settings = Settings.from_env({"MARKETLAKE_SYMBOLS": "btcusdt, coinbase:BTC-USD"})
+    assert settings.instruments == (
+        Instrument("binance", "BTCUSDT"),
+        Instrument("coinbase", "BTC-USD"),
+    )
+    with pytest.raises(ValueError, match="MARKETLAKE_SYMBOLS: invalid OKX instrument 'BTCUSDT'"):
+        Settings.from_env({"MARKETLAKE_SYMBOLS": "okx:BTCUSDT"})
+
+
 def test_partition_keys_put_one_instruments_days_together():
-    keys = partition_keys(["BTCUSDT", "ETHUSDT"], dt.date(2024, 3, 1), dt.date(2024, 3, 2))
-    assert keys == ["2024-03-01|BTCUSDT", "2024-03-02|BTCUSDT", "2024-03-01|ETHUSDT",
-                    "2024-03-02|ETHUSDT"]  # fmt: skip
+    instruments = [Instrument("binance", "BTCUSDT"), Instrument("okx", "BTC-USDT")]
+    keys = partition_keys(instruments, dt.date(2024, 3, 1), dt.date(2024, 3, 2))
+    assert keys == ["2024-03-01|binance:BTCUSDT", "2024-03-02|binance:BTCUSDT",
+                    "2024-03-01|okx:BTC-USDT", "2024-03-02|okx:BTC-USDT"]  # fmt: skip
+    assert keys[2].keys_by_dimension == {"date": "2024-03-01", "instrument": "okx:BTC-USDT"}
 
 
-def test_a_partition_key_splits_into_its_date_and_symbol():
-    key = PartitionKey.parse("2024-03-01|BTCUSDT")
-    assert (key.date, key.symbol, str(key)) == (
+def test_a_partition_key_splits_into_its_date_venue_and_symbol():
+    key = PartitionKey.parse("2024-03-01|binance:BTCUSDT")
+    assert (key.date, key.venue, key.symbol, str(key)) == (
         dt.date(2024, 3, 1),
+        "binance",
         "BTCUSDT",
-        "2024-03-01|BTCUSDT",
+        "2024-03-01|binance:BTCUSDT",
     )
     assert key.lake_partition() == {"exchange": "binance", "symbol": "BTCUSDT", "date": key.date}
     with pytest.raises(ValueError, match="malformed partition key"):
         PartitionKey.parse("BTCUSDT")
+
+
+@pytest.mark.parametrize(
+    ("key", "venue", "symbol"),
+    [
+        ("2024-03-01|coinbase:BTC-USD", "coinbase", "BTC-USD"),
+        ("2024-03-01|okx:BTC-USDT", "okx", "BTC-USDT"),
+        ("2024-03-01|okx:BTC-USD", "okx", "BTC-USD"),
+        ("2024-03-01|deribit:BTC-PERPETUAL", "deribit", "BTC-PERPETUAL"),
+        ("2024-03-01|deribit:XRP_USDC-30JUN23-0d625-C", "deribit", "XRP_USDC-30JUN23-0d625-C"),
+    ],
+)
+def test_the_venue_is_read_from_the_key_never_from_the_symbols_shape(key, venue, symbol):
+    parsed = PartitionKey.parse(key)
+    assert (parsed.venue, parsed.exchange, parsed.symbol, str(parsed)) == (
+        venue, venue, symbol, key,
+    )  # fmt: skip
+    assert parsed.lake_partition()["exchange"] == venue
+
+
+@pytest.mark.parametrize(
+    ("key", "named"),
+    [
+        ("2024-03-01|BTCUSDT", "names no venue"),
+        ("2024-03-01|kraken:XBTUSD", "unknown venue 'kraken'"),
+        ("2024-03-01|okx:BTCUSDT", "invalid OKX instrument 'BTCUSDT': expected like BTC-USDT"),
+        ("2024-03-01|coinbase:BTC-USDT-SWAP", "invalid Coinbase product"),
+        ("2024-03-01|binance:btcusdt", "not in Binance's spelling: expected binance:BTCUSDT"),
+        ("March 1st|binance:BTCUSDT", "expected YYYY-MM-DD"),
+    ],
+)
+def test_a_key_whose_symbol_its_venue_does_not_spell_is_refused_naming_both(key, named):
+    with pytest.raises(ValueError, match="malformed partition key") as refused:
+        PartitionKey.parse(key)
+    assert key in str(refused.value) and named in str(refused.value)
+
+
+def test_the_instrument_dimension_is_dynamic_and_leaves_the_legacy_symbols_alone():
+    partitions = build_definitions(Settings()).resolve_assets_def("trades").partitions_def
+    assert partitions.partition_dimension_names == ["date", "instrument"]
+    assert partitions.get_partitions_def_for_dimension("instrument").name == "instruments"
 
 
 def test_importing_the_definitions_reads_no_environment_until_dagster_loads_them():

@@ -109,8 +109,10 @@ def test_a_stream_window_ends_at_the_next_utc_midnight_or_its_cap():
     assert stream_window(now, 60) == 60
 
 
-def test_stream_symbols_default_to_the_exchanges_partitions():
-    partitions = ["ETHUSDT", "BTC-USD", "BTCUSDT"]
+def test_stream_symbols_default_to_the_venues_instrument_partitions():
+    partitions = ["binance:ETHUSDT", "coinbase:BTC-USD", "binance:BTCUSDT", "okx:BTC-USD"]
     assert stream_symbols("binance", [], partitions) == ["BTCUSDT", "ETHUSDT"]
     assert stream_symbols("coinbase", [], partitions) == ["BTC-USD"]
+    assert stream_symbols("okx", [], partitions) == ["BTC-USD"]  # the key says OKX, not the dash
+    assert stream_symbols("deribit", [], partitions) == []
     assert stream_symbols("binance", ["SOLUSDT"], partitions) == ["SOLUSDT"]

@@ -23,6 +23,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from marketlake.instruments import Instrument
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.server import Simulator
 from orchestration.definitions import build_definitions
@@ -31,7 +32,7 @@ from orchestration.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 INSTANCE_YAML = ROOT / "deploy" / "dagster.yaml"
 DAY = dt.date(2024, 3, 1)
-KEY = f"{DAY}|BTCUSDT"
+KEY = f"{DAY}|binance:BTCUSDT"
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 
@@ -83,9 +84,9 @@ def test_a_materialized_partition_is_recorded_in_postgres(instance, postgres, tm
             binance_archive_url=sim.base_url,
             binance_rest_url=sim.base_url,
             start_date=dt.date(2024, 1, 1),
-            symbols=tuple(SYMBOLS),
+            instruments=tuple(Instrument("binance", s) for s in SYMBOLS),
         )
-        instance.add_dynamic_partitions("symbols", ["BTCUSDT"])
+        instance.add_dynamic_partitions("instruments", ["binance:BTCUSDT"])
         # The asset as the Definitions bind it (lake and binance resources included).
         asset = build_definitions(settings).resolve_assets_def("trades_history")
         result = dg.materialize(
@@ -121,19 +122,20 @@ def test_a_materialized_partition_is_recorded_in_postgres(instance, postgres, tm
     assert KEY in instance.get_materialized_partitions(dg.AssetKey("trades_history"))
 
 
-def test_dynamic_symbol_partitions_persist_in_postgres(instance, postgres, home):
-    instance.add_dynamic_partitions("symbols", SYMBOLS)
+def test_dynamic_instrument_partitions_persist_in_postgres(instance, postgres, home):
+    instruments = [f"binance:{s}" for s in SYMBOLS]
+    instance.add_dynamic_partitions("instruments", instruments)
     rows = postgres.query(
-        "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = 'symbols'"
+        "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = 'instruments'"
     )
-    assert {row[0] for row in rows} >= set(SYMBOLS)
+    assert {row[0] for row in rows} >= set(instruments)
     # Another process (the `marketlake` command) on the same DAGSTER_HOME sees them.
     listed = subprocess.run(
         [sys.executable, "-m", "orchestration.cli", "symbols", "list"],
         cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
-    assert set(SYMBOLS) <= set(listed.stdout.split())
+    assert set(instruments) <= set(listed.stdout.split())
 
 
 def test_the_run_queue_limits_streams_and_backfills(instance):

@@ -35,7 +35,7 @@ from marketlake.simulator.websocket import WsSimulator
 
 SYMBOL = "BTCUSDT"
 DAYS = [dt.date(2024, 3, 1), dt.date(2024, 3, 2), dt.date(2024, 3, 3)]
-PARTITIONS = [f"{day}|{SYMBOL}" for day in DAYS]
+PARTITIONS = [f"{day}|binance:{SYMBOL}" for day in DAYS]
 #: Enough trades that the websocket sends one every two seconds or so; small archive days.
 TRADES_PER_DAY = 50_000
 

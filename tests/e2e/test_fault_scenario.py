@@ -38,6 +38,7 @@ from rich.console import Console
 from support.scenario import LanderProcess, audit_delta_history, market_clock
 from support.waiting import wait_until
 
+from marketlake.instruments import Instrument
 from marketlake.lake import Lake
 from marketlake.simulator import data
 from marketlake.simulator.data import SimConfig
@@ -52,6 +53,8 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 #: 5 trades a second per symbol: enough for every 1% fault to hit several times a minute,
 #: small enough that a whole archive day builds and loads in seconds.
 CONFIG = SimConfig(seed=11, trades_per_day=432_000, symbols=SYMBOLS)
+INSTRUMENTS = [Instrument("binance", s) for s in SYMBOLS]
+BTC = Instrument("binance", "BTCUSDT")
 DAY1, DAY2 = dt.date(2024, 3, 1), dt.date(2024, 3, 2)
 START = dt.datetime.combine(DAY2, dt.time(0, 0, 10), tzinfo=dt.UTC)
 RAW = ["trade_id", "price", "qty", "quote_qty", "ts", "is_buyer_maker"]
@@ -289,7 +292,7 @@ def test_under_every_fault_at_once_trades_equal_the_truth_and_quarantine_holds_t
         ):
             before = lake.version("trades_history")
             knob.add(key)
-            report = partition_runs.backfill(settings, ["BTCUSDT"], DAY1, DAY1, console=quiet())
+            report = partition_runs.backfill(settings, [BTC], DAY1, DAY1, console=quiet())
             knob.discard(key)
             (outcome,) = report.outcomes
             figures.archive_attempts.append(
@@ -299,24 +302,24 @@ def test_under_every_fault_at_once_trades_equal_the_truth_and_quarantine_holds_t
             assert lake.version("trades_history") == before, f"{fault}: a commit was made"
             held = lake.scan("trades_history", symbol="BTCUSDT", date=DAY1).collect()
             assert held.height == 0, f"{fault}: rows were written"
-        report = partition_runs.backfill(settings, ["BTCUSDT"], DAY1, DAY1, console=quiet())
+        report = partition_runs.backfill(settings, [BTC], DAY1, DAY1, console=quiet())
         assert problems(report) == []
         figures.archive_attempts.append(("served correctly", True, []))
 
         # Day 2, the day so far, from REST; then a build beside the lander's appends.
         report = partition_runs.backfill(
-            settings, list(SYMBOLS), DAY2, DAY2, source="rest", console=quiet()
+            settings, INSTRUMENTS, DAY2, DAY2, source="rest", console=quiet()
         )
         assert problems(report) == []
         wait_until(lander.last_running.is_set, 600, "the lander's second restart")
         time.sleep(3)
-        report = partition_runs.build(settings, ["BTCUSDT"], DAY2, DAY2, console=quiet())
+        report = partition_runs.build(settings, [BTC], DAY2, DAY2, console=quiet())
         assert problems(report) == []
         time.sleep(2)  # the lander appends after the compaction too
         lander.join()
     assert lander.exit_status == 0, figures.landers[-1].error_text()
 
-    report = partition_runs.build(settings, list(SYMBOLS), DAY1, DAY2, console=quiet())
+    report = partition_runs.build(settings, INSTRUMENTS, DAY1, DAY2, console=quiet())
     assert problems(report) == []
 
     # `trades` is the ground truth: day 1 whole, day 2 from its first trade to the last

@@ -47,7 +47,7 @@ def test_history_and_live_ticks_become_clean_trades_and_every_model(tmp_path):
         )
         defs = build_definitions(settings)
         instance = dg.DagsterInstance.ephemeral()
-        instance.add_dynamic_partitions("symbols", list(SYMBOLS))
+        instance.add_dynamic_partitions("instruments", [f"binance:{s}" for s in SYMBOLS])
 
         streamed = defs.resolve_job_def("stream_ticks").execute_in_process(
             instance=instance,
@@ -61,7 +61,7 @@ def test_history_and_live_ticks_become_clean_trades_and_every_model(tmp_path):
         assert {"ticks_trades", "ticks_quotes", "ticks_depth"} <= landed
 
         for symbol in SYMBOLS:
-            key = f"{DAY}|{symbol}"
+            key = f"{DAY}|binance:{symbol}"
             history = defs.resolve_job_def("trades_history_job").execute_in_process(
                 partition_key=key,
                 instance=instance,
@@ -84,7 +84,7 @@ def test_history_and_live_ticks_become_clean_trades_and_every_model(tmp_path):
         today = dt.datetime.now(dt.UTC).date()
         for symbol in SYMBOLS:
             quotes_day = defs.resolve_job_def("daily_job").execute_in_process(
-                partition_key=f"{today}|{symbol}", instance=instance
+                partition_key=f"{today}|binance:{symbol}", instance=instance
             )
             assert quotes_day.success
 

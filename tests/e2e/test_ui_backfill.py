@@ -23,10 +23,10 @@ from marketlake.simulator.server import Simulator
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 PARTITIONS = [
-    "2024-03-01|BTCUSDT",
-    "2024-03-02|BTCUSDT",
-    "2024-03-01|ETHUSDT",
-    "2024-03-02|ETHUSDT",
+    "2024-03-01|binance:BTCUSDT",
+    "2024-03-02|binance:BTCUSDT",
+    "2024-03-01|binance:ETHUSDT",
+    "2024-03-02|binance:ETHUSDT",
 ]
 
 TRADES_HISTORY = {"path": ["trades_history"]}
@@ -144,7 +144,8 @@ def test_a_backfill_launched_through_graphql_completes_with_the_daemon(tmp_path)
         assert len(backfill["runs"]) == len(SYMBOLS)
         landed = Lake(str(lake)).scan("trades_history").collect()
         for key in PARTITIONS:
-            date, symbol = key.split("|")
+            date, instrument = key.split("|")
+            symbol = instrument.removeprefix("binance:")
             rows = landed.filter(pl.col("symbol") == symbol, pl.col("date").cast(pl.String) == date)
             truth = sim.ground_truth(symbol, pl.Series([date]).str.to_date()[0])
             assert rows.sort("trade_id").select(truth.columns).equals(truth.sort("trade_id"))
@@ -195,8 +196,8 @@ def succeeded_partitions(url: str) -> set[tuple[str, str]]:
         for block in (check["partitionStatuses"] or {}).get("ranges", []):
             day = dt.date.fromisoformat(block["primaryDimStartKey"])
             while day <= dt.date.fromisoformat(block["primaryDimEndKey"]):
-                for symbol in block["secondaryDim"].get("succeededPartitions", []):
-                    found.add((check["name"], f"{day}|{symbol}"))
+                for instrument in block["secondaryDim"].get("succeededPartitions", []):
+                    found.add((check["name"], f"{day}|{instrument}"))
                 day += dt.timedelta(days=1)
     return found
 

@@ -107,15 +107,15 @@ def open_trades_history(page: Page, steps: Steps) -> None:
     link(page, "trades_history").click()
     expect(page.get_by_role("tab", name="Partitions")).to_be_visible()
     # The CLI's run of one instrument-day is the latest materialization, with its figures.
-    expect(page.get_by_text(f"{CLI_DAY}|BTCUSDT").first).to_be_visible()
+    expect(page.get_by_text(f"{CLI_DAY}|binance:BTCUSDT").first).to_be_visible()
     for key in ("rows", "vwap", "source", "delta_version"):
         expect(visible_text(page, key).first).to_be_visible()
     steps.shot("trades_history")
 
     page.get_by_role("tab", name="Partitions").click()
     expect(page.get_by_text("Materialized (1)")).to_be_visible()
-    for symbol in SYMBOLS:  # the dynamic `symbols` dimension, as `symbols add` left it
-        expect(visible_text(page, symbol)).to_be_visible()
+    for symbol in SYMBOLS:  # the dynamic `instruments` dimension, as `symbols add` left it
+        expect(visible_text(page, f"binance:{symbol}")).to_be_visible()
     steps.shot("partitions")
 
 
@@ -129,8 +129,8 @@ def backfill_two_partitions(page: Page, steps: Steps) -> str:
     dates.press("Enter")
     dialog.get_by_text("Select a partition or create one").click()
     for symbol in SYMBOLS:
-        page.get_by_role("menuitem", name=named(symbol)).click()
-    page.keyboard.press("Escape")  # closes the symbol menu, not the dialog
+        page.get_by_role("menuitem", name=named(f"binance:{symbol}")).click()
+    page.keyboard.press("Escape")  # closes the instrument menu, not the dialog
     expect(dialog).to_contain_text(f"{len(SYMBOLS)} partitions")
     expect(dialog.get_by_placeholder(re.compile(r"^ex: "))).to_have_value(UI_DAY)
     steps.shot("select partitions")
@@ -163,7 +163,7 @@ def wait_for_the_backfill_in_runs(page: Page, steps: Steps, backfill_id: str) ->
     expect(page.get_by_text("Succeeded", exact=True).first).to_be_visible()
     expect(page.get_by_text("100% completed")).to_be_visible()
     for symbol in SYMBOLS:
-        expect(page.get_by_text(f"{UI_DAY}|{symbol}").first).to_be_visible()
+        expect(page.get_by_text(f"{UI_DAY}|binance:{symbol}").first).to_be_visible()
     steps.shot("backfill")
 
 
@@ -176,8 +176,8 @@ def read_partition_metadata(page: Page, steps: Steps, lake: Lake) -> None:
     def select(day: str, symbol: str) -> None:
         page.get_by_placeholder("Filter by date").fill(day)
         visible_text(page, day).click()
-        visible_text(page, symbol).click()
-        expect(page.get_by_text(f"{day}|{symbol}").first).to_be_visible()
+        visible_text(page, f"binance:{symbol}").click()
+        expect(page.get_by_text(f"{day}|binance:{symbol}").first).to_be_visible()
         expect(page.get_by_text("Materialized", exact=True).last).to_be_visible()
 
     def own_figures(day: str, symbol: str) -> None:
@@ -224,7 +224,7 @@ def read_the_checks(page: Page, steps: Steps, lake: Lake) -> None:
     page.get_by_placeholder("Filter by date").fill(UI_DAY)
     visible_text(page, UI_DAY).click()
     visible_text(page, "ETHUSDT").click()
-    expect(visible_text(page, f"{UI_DAY}|ETHUSDT")).to_be_visible()
+    expect(visible_text(page, f"{UI_DAY}|binance:ETHUSDT")).to_be_visible()
     expect(visible_text(page, "Passed")).to_be_visible()
     checked = page.get_by_role("row").filter(has=visible_text(page, "rows_checked"))
     expect(checked).to_contain_text(str(rows_in_lake(lake, UI_DAY, "ETHUSDT")))
@@ -252,7 +252,7 @@ def see_the_days_chart(page: Page, steps: Steps) -> None:
     behind "[Show Markdown]", both drawn from an SVG data URI."""
     nav(page, "Catalog").click()
     link(page, "trades").click()
-    expect(page.get_by_text(f"{CLI_DAY}|BTCUSDT").first).to_be_visible()
+    expect(page.get_by_text(f"{CLI_DAY}|binance:BTCUSDT").first).to_be_visible()
     trend = page.get_by_role("row").filter(has=visible_text(page, "trend")).locator("img")
     expect(trend).to_have_attribute("src", re.compile(r"^data:image/svg\+xml;base64,"))
     assert natural_width(trend) > 0

@@ -269,13 +269,13 @@ def test_trades_history_lands_the_exchanges_trades_in_s3(s3_server, s3_lake_uri,
     assert settings.lake_storage_options == s3_storage_options(s3_server.env)
     defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("symbols", ["BTCUSDT", "ETHUSDT"])
+    instance.add_dynamic_partitions("instruments", ["binance:BTCUSDT", "binance:ETHUSDT"])
     job = defs.resolve_job_def("trades_history_job")
 
     keys = [("BTCUSDT", DAY), ("ETHUSDT", DAY), ("BTCUSDT", DAY)]  # the last one: a re-run
     for symbol, date in keys:
         result = job.execute_in_process(
-            partition_key=f"{date}|{symbol}", instance=instance, raise_on_error=False
+            partition_key=f"{date}|binance:{symbol}", instance=instance, raise_on_error=False
         )
         assert result.success
         assert all(e.passed for e in result.get_asset_check_evaluations())

@@ -89,9 +89,10 @@ def test_a_bad_stream_setting_names_its_variable(env: dict[str, str], message: s
         Settings.from_env(env)
 
 
-def test_okx_and_deribit_stream_only_the_instruments_they_are_given() -> None:
-    partitions = ["BTCUSDT", "BTC-USD"]
-    assert stream_symbols("okx", [], partitions) == []
+def test_okx_and_deribit_stream_the_instruments_given_else_their_own_partitions() -> None:
+    partitions = ["binance:BTCUSDT", "coinbase:BTC-USD"]
+    assert stream_symbols("okx", [], partitions) == []  # BTC-USD is Coinbase's here
+    assert stream_symbols("okx", [], [*partitions, "okx:BTC-USDT"]) == ["BTC-USDT"]
     assert stream_symbols("okx", ["eth-usdt"], partitions) == ["ETH-USDT"]
     assert stream_symbols("deribit", ["BTC-PERPETUAL"], partitions) == ["BTC-PERPETUAL"]
 
