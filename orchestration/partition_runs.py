@@ -88,6 +88,30 @@ def build(
     )  # fmt: skip
 
 
+def build_venue_prices(
+    settings: Settings, dates: Sequence[dt.date], *, console: Console | None = None
+) -> bool:
+    """Materialize `venue_prices_1m` for `dates` (a run per day, every venue the lake holds
+    that day), in the instance the UI reads; True when every day was written."""
+    from orchestration.definitions import build_definitions
+
+    job = build_definitions(settings).resolve_job_def("venue_prices_job")
+    instance = cli_instance(console)
+    ok = True
+    for date in dates:
+        result = job.execute_in_process(
+            partition_key=date.isoformat(),
+            instance=instance,
+            raise_on_error=False,
+            run_config=QUIET_RUN_CONFIG,
+            tags={"marketlake/launched_by": "cli"},
+        )
+        ok = ok and result.success
+        if console is not None:
+            console.print(f"venue_prices_1m {date}: {'written' if result.success else 'FAILED'}")
+    return ok
+
+
 def preflight(
     settings: Settings,
     instruments: Sequence[Instrument],

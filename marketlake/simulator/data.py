@@ -112,13 +112,37 @@ class SymbolParams:
     update_id_base: int
 
 
+#: Quote currencies priced as one market: a coin costs about the same in each of them.
+_USD_QUOTES: Final = ("USDT", "USDC", "USD")
+
+
+def price_market(symbol: str) -> str:
+    """The market whose hourly price path `symbol` follows, in Binance's spelling.
+
+    Venues spell one coin's dollar markets differently (``BTCUSDT``, ``BTC-USDT``,
+    ``BTC-USD``, ``BTC-USDT-SWAP``, ``BTC-PERPETUAL``, ``BTC_USDC``); they share the hourly
+    anchors of ``BTCUSDT`` and differ only inside the hour, so prices put side by side
+    (`venue_prices_1m`) differ the way venues do, by a few basis points, not by a factor.
+    """
+    head, *rest = symbol.replace("_", "-").split("-")
+    if not rest:  # Binance: BASEQUOTE
+        for quote in _USD_QUOTES:
+            if symbol.endswith(quote) and len(symbol) > len(quote):
+                return symbol[: -len(quote)] + "USDT"
+        return symbol
+    if rest[0] in _USD_QUOTES or rest[0] == "PERPETUAL":
+        return head + "USDT"
+    return symbol
+
+
 @functools.lru_cache(maxsize=256)
 def symbol_params(symbol: str) -> SymbolParams:
     # A stable hash (Python's own `hash` is salted per process).
     key = int.from_bytes(hashlib.blake2b(symbol.encode(), digest_size=8).digest(), "little")
     key >>= 1
-    u = (key % 1_000_003) / 1_000_003
-    price, vol, notional = _KNOWN.get(symbol, (5.0 * 10 ** (2.5 * u), 0.010, 20.0))
+    market = price_market(symbol)
+    u = (_stable_key(market) % 1_000_003) / 1_000_003
+    price, vol, notional = _KNOWN.get(market, (5.0 * 10 ** (2.5 * u), 0.010, 20.0))
     return SymbolParams(
         key=key,
         base_id=(100 + key % 900) * 1_000_000,
@@ -127,6 +151,10 @@ def symbol_params(symbol: str) -> SymbolParams:
         median_notional=notional,
         update_id_base=10**10 + (key >> 24) % 10**10,
     )
+
+
+def _stable_key(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
 
 
 # --- ids and days ----------------------------------------------------------------------------
@@ -207,7 +235,7 @@ def _anchors(symbol: str, seed: int) -> np.ndarray:
     locally, but BTC stays in the tens of thousands over the whole range.
     """
     p = symbol_params(symbol)
-    rng = np.random.default_rng([seed, p.key, 0xA4C402])
+    rng = np.random.default_rng([seed, _stable_key(price_market(symbol)), 0xA4C402])
     eps = rng.standard_normal(HOURS)
     theta = p.hourly_vol**2 / (2 * _STATIONARY_LOG_STD**2)
     # ewm (adjust=False) is y_k = (1-θ) y_(k-1) + θ v_k with y_0 = v_0 = 0; x = y σ / θ.
