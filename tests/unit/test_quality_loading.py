@@ -63,3 +63,30 @@ def test_a_bad_expectation_is_raised_in_the_caller_with_ges_own_message():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[1] == "True", done.stdout
+
+
+def test_a_killed_ge_process_fails_the_validation_naming_it():
+    script = textwrap.dedent(
+        """
+        import os, signal
+        import polars as pl
+        from marketlake import quality
+        from marketlake.quality_process import ValidationProcessDied
+
+        quality.wait_until_loaded()
+        child = quality._validator()._child
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        between = quality.Expectation("ExpectColumnValuesToNotBeNull", {"column": "x"})
+        check = quality.Check("positive", "", expectations=[between])
+        try:
+            quality.run_checks(pl.DataFrame({"x": [1]}), [check])
+        except ValidationProcessDied as error:
+            print(str(child.pid) in str(error), "-9" in str(error))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"], done.stdout
