@@ -57,6 +57,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     vacuum_job = dg.define_asset_job("vacuum_job", selection=[lake_vacuum])
     venue_prices_job = build_venue_prices_job(venue_prices)
     return dg.Definitions(
+        # Every step of a run in the run's own process. Dagster's default starts a process
+        # per step: each one imports Dagster, these definitions and Great Expectations
+        # again (~5 s), and a daily build has 8 steps, which made a daemon-launched run of
+        # 10 small days take 45 s where the CLI's took 16 s (benchmarks/fleet.py). Runs of
+        # different instrument-days still run side by side (the run queue's concurrency).
+        executor=dg.in_process_executor,
         assets=[trades_history, *daily, *models, venue_prices, lake_vacuum, *live_specs],
         jobs=[
             history_job,
