@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 LOCAL_INSTANCE_YAML = """# Local Dagster instance for marketlake (SQLite storage in this folder).
 telemetry:
   enabled: false
+# The daemon starts queued runs every second, not every 5 s (Dagster's default): a backfill
+# of many short runs otherwise waits in the queue about as long as its runs take.
+run_queue:
+  dequeue_interval_seconds: 1
 """
 
 
