@@ -1,11 +1,12 @@
-"""A small JSON-over-HTTP GET client for the venues whose REST APIs only fill gaps (OKX,
-Deribit): requests spaced to the venue's rate, 429/5xx/transport errors retried with
-capped jittered backoff (``Retry-After`` honoured), any other refusal a `RestError` naming
-the URL. Blocking: the lander runs gap fills in a thread.
+"""A small JSON-over-HTTP GET client for the venues whose trades come from REST alone (OKX,
+Deribit: gap fills and whole days): requests spaced to the venue's rate, 429/5xx/transport
+errors retried with capped jittered backoff (``Retry-After`` honoured), any other refusal a
+`RestError` naming the URL. Blocking: the lander runs gap fills in a thread.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -110,6 +111,12 @@ class PagedTradesRest:
     def close(self) -> None:
         self.http.close()
 
+    def __enter__(self) -> PagedTradesRest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def trades_between_ids(self, symbol: str, first_id: int, last_id: int) -> pl.DataFrame:
         """Trades ``first_id..last_id`` (inclusive) as `RAW_TRADES`, ascending; what the venue
         has."""
@@ -119,6 +126,27 @@ class PagedTradesRest:
 
     def _rows(self, symbol: str, first_id: int, last_id: int) -> list[tuple]:
         raise NotImplementedError
+
+    def trades_for_day(self, symbol: str, date: dt.date) -> pl.DataFrame:
+        """Every trade of the UTC day ``date`` as `RAW_TRADES`, ascending by id: exactly the
+        trades whose ``ts`` lies inside the day (a page straddling midnight is cut)."""
+        start_ms, end_ms = day_bounds_ms(date)
+        rows = self._day_rows(symbol, start_ms, end_ms)
+        return raw_trades_frame([r for r in rows if start_ms * 1000 <= r[3] < end_ms * 1000])
+
+    def _day_rows(self, symbol: str, start_ms: int, end_ms: int) -> list[tuple]:
+        """Rows covering every trade with ``start_ms <= ts < end_ms`` (more may come along)."""
+        raise NotImplementedError
+
+    def url(self, path: str) -> str:
+        return f"{self.http.base_url}{path}"
+
+
+def day_bounds_ms(date: dt.date) -> tuple[int, int]:
+    """[start, end) of the UTC day in epoch milliseconds, the unit of both venues' ``ts``."""
+    start = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC)
+    start_ms = int(start.timestamp()) * 1000
+    return start_ms, start_ms + 86_400_000
 
 
 def trade_rows(
