@@ -24,19 +24,22 @@ from marketlake.schemas import RAW_TRADES
 
 
 class PacedJsonClient:
-    """GETs JSON from one base URL, at most ``requests_per_s`` of them, retrying failures."""
+    """GETs JSON from one base URL, at most ``requests_per_s`` of them, retrying failures;
+    errors name ``venue`` and the URL."""
 
     def __init__(
         self,
         base_url: str,
         *,
         requests_per_s: float,
+        venue: str = "",
         attempts: int = 5,
         timeout_s: float = 10.0,
         backoff_base_s: float = 0.25,
         backoff_cap_s: float = 10.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.venue = venue
         self.spacing_s = 1.0 / requests_per_s
         self.attempts = attempts
         self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
@@ -61,6 +64,7 @@ class PacedJsonClient:
     def get(self, path: str, params: Mapping[str, Any]) -> Any:
         """The decoded JSON body of ``GET path?params`` (status 200), or `RestError`."""
         url = f"{self.base_url}{path}"
+        where = f"{self.venue} {url}".lstrip()
         status: int | None = None
         for attempt in range(self.attempts):
             self._pace()
@@ -76,11 +80,11 @@ class PacedJsonClient:
                         return orjson.loads(response.content)
                     except orjson.JSONDecodeError as error:
                         raise ResponseFormatError(
-                            f"{url}: response is not JSON ({error}): {response.content[:200]!r}"
+                            f"{where}: response is not JSON ({error}): {response.content[:200]!r}"
                         ) from None
                 if status != 429 and status < 500:
                     raise RestError(
-                        f"{url} refused the request ({status}): {response.text[:300]}",
+                        f"{where} refused the request ({status}): {response.text[:300]}",
                         endpoint=path,
                         params=params,
                         status=status,
@@ -94,7 +98,7 @@ class PacedJsonClient:
                 self.retries += 1
                 time.sleep(backoff_delay(attempt, base=self.backoff_base_s, cap=self.backoff_cap_s))
         raise RestError(
-            f"{url} failed {self.attempts} times, last: {reason}",
+            f"{where} failed {self.attempts} times, last: {reason}",
             endpoint=path,
             params=params,
             status=status,
@@ -105,8 +109,11 @@ class PagedTradesRest:
     """A `marketlake.exchanges.feed.GapFiller` over a `PacedJsonClient`: the venues differ
     only in how they page a range of trade ids (`_rows`)."""
 
+    #: The venue's name in messages.
+    VENUE = ""
+
     def __init__(self, base_url: str, *, requests_per_s: float) -> None:
-        self.http = PacedJsonClient(base_url, requests_per_s=requests_per_s)
+        self.http = PacedJsonClient(base_url, requests_per_s=requests_per_s, venue=self.VENUE)
 
     def close(self) -> None:
         self.http.close()

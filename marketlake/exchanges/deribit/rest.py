@@ -31,6 +31,8 @@ PAGE = 1000
 class DeribitRest(PagedTradesRest):
     """Deribit's `marketlake.exchanges.feed.GapFiller`, and the source of its backfilled days."""
 
+    VENUE = "Deribit"
+
     def __init__(self, base_url: str, *, requests_per_s: float = 10.0) -> None:
         super().__init__(base_url, requests_per_s=requests_per_s)
 

@@ -30,6 +30,8 @@ BY_ID, BY_TIME = "1", "2"
 class OkxRest(PagedTradesRest):
     """OKX's `marketlake.exchanges.feed.GapFiller`, and the source of its backfilled days."""
 
+    VENUE = "OKX"
+
     def __init__(self, base_url: str, *, requests_per_s: float = 8.0) -> None:
         super().__init__(base_url, requests_per_s=requests_per_s)
 
