@@ -11,8 +11,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from marketlake.instruments import Instrument
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.server import Simulator
+from orchestration.errors import UsageError
+from orchestration.partition_runs import check_history
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = {"okx": "BTC-USDT", "deribit": "BTC-PERPETUAL"}
@@ -59,3 +62,28 @@ def test_backfill_lands_an_okx_and_a_deribit_day_from_their_rest_histories(sim, 
         day = landed.filter(pl.col("exchange") == exchange).sort("trade_id")
         assert day.select(columns).equals(sim.ground_truth(symbol, DAY).select(columns))
         assert day.select("symbol", "source").unique().rows() == [(symbol, "rest")]
+
+
+@pytest.mark.parametrize(
+    ("instrument", "source", "message"),
+    [
+        ("okx:BTC-USDT", "archive", "--source archive: OKX has no archive of trades"),
+        ("deribit:BTC-PERPETUAL", "archive", "Deribit has no archive of trades"),
+        ("coinbase:BTC-USD", "rest", "no historic trades to backfill for coinbase:BTC-USD"),
+    ],
+)
+def test_a_source_the_venue_does_not_serve_is_refused_before_anything_runs(
+    instrument, source, message
+):
+    # (the CLI turns this UsageError into exit status 2, before any run: tests/cli/test_cli.py)
+    with pytest.raises(UsageError, match=message):
+        check_history(
+            [Instrument.from_key("binance:BTCUSDT"), Instrument.from_key(instrument)], source
+        )
+
+
+def test_every_source_a_venue_serves_passes():
+    okx, deribit = Instrument.from_key("okx:BTC-USDT"), Instrument.from_key("deribit:BTC-PERPETUAL")
+    for source in ("auto", "rest"):
+        check_history([okx, deribit, Instrument.from_key("binance:BTCUSDT")], source)
+    check_history([Instrument.from_key("binance:BTCUSDT")], "archive")

@@ -92,10 +92,6 @@ def test_symbols_are_accepted_space_separated_with_a_rest_source(sim, tmp_path):
             ["coinbase:BTC-USD", "--start", "2024-03-01"],
             "no historic trades to backfill for coinbase:BTC-USD",
         ),
-        (
-            ["okx:BTC-USDT", "--start", "2024-03-01", "--source", "archive"],
-            "OKX has no archive of trades",
-        ),
         (["BTCUSDT", "--exchange", "okx", "--start", "2024-03-01"], "invalid OKX instrument"),
         (["kraken:XBTUSD", "--start", "2024-03-01"], "unknown venue 'kraken'"),
     ],
