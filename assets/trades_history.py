@@ -1,6 +1,9 @@
 """`trades_history`: one instrument-day of historic trades from the archive or REST.
 
-The asset is a thin wrapper: `load_and_check_partition` fetches, fills archive gaps from
+Each venue reads what it serves (`marketlake.exchanges.registry.Venue.history`): Binance its
+daily archive, holes and unpublished days from REST; OKX and Deribit their REST trade
+histories alone (`RestHistories`); Coinbase nothing, its days come from the stream. The
+asset is a thin wrapper: `load_and_check_partition` fetches, fills archive gaps from
 REST, runs the checks on the day's rows and, only if every ERROR check passed, replaces
 exactly the partition in one Delta commit. None of it knows Dagster, so the CLI, tests and
 benchmarks call the same code the UI does.
@@ -9,6 +12,7 @@ benchmarks call the same code the UI does.
 import datetime as dt
 import time
 from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,7 +38,8 @@ from assets.trades_history_checks import TRADES_HISTORY_CHECKS, TradeDay, check_
 from marketlake import schemas
 from marketlake.exchanges.binance.archive import ArchiveNotPublished, BinanceArchive
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
-from marketlake.exchanges.binance.rest import BinanceRest
+from marketlake.exchanges.histories import DayHistory, RestHistories
+from marketlake.exchanges.registry import Venue, venue
 from marketlake.lake import Lake
 from marketlake.quality import (
     CheckOutcome,
@@ -44,7 +49,7 @@ from marketlake.quality import (
 )
 
 TABLE = "trades_history"
-EXCHANGE = "binance"
+EXCHANGE = "binance"  # the venue of a bare symbol, as everywhere
 SourceMode = Literal["archive", "rest", "auto"]
 
 
@@ -62,11 +67,16 @@ class PartitionLoad:
     rows_filled: int = 0
     version: int | None = None
     seconds: float = 0.0
+    exchange: str = EXCHANGE
 
     @property
     def written(self) -> bool:
         """Whether the rows were committed (False: an ERROR check refused them)."""
         return self.version is not None
+
+    def partition(self) -> dict[str, Any]:
+        """The Delta partition values of the load."""
+        return {"exchange": self.exchange, "symbol": self.symbol, "date": self.date}
 
     def metadata(self) -> dict[str, Any]:
         stats = summarize(self.frame)
@@ -92,9 +102,10 @@ def load_and_check_partition(
     date: dt.date,
     *,
     lake: Lake,
-    archive: BinanceArchive,
-    rest: BinanceRest,
+    archive: BinanceArchive | None,
+    rest: DayHistory,
     source: SourceMode = "auto",
+    exchange: str = EXCHANGE,
 ) -> tuple[PartitionLoad, list[CheckOutcome]]:
     """Fetch one instrument-day, fill its holes from REST, check it, and replace its Delta
     partition only if every ERROR check passed.
@@ -110,7 +121,9 @@ def load_and_check_partition(
     peak to 1.96 GiB when measured, too close to the 2 GiB a busy day must stay under; and
     checks beside the write could not gate it.
     """
-    load = fetch_partition(symbol, date, archive=archive, rest=rest, source=source)
+    load = fetch_partition(
+        symbol, date, archive=archive, rest=rest, source=source, exchange=exchange
+    )
     outcomes = check_partition(load)
     if not blocking_failures(outcomes):
         write_partition(load, lake)
@@ -121,18 +134,25 @@ def fetch_partition(
     symbol: str,
     date: dt.date,
     *,
-    archive: BinanceArchive,
-    rest: BinanceRest,
+    archive: BinanceArchive | None,
+    rest: DayHistory,
     source: SourceMode = "auto",
+    exchange: str = EXCHANGE,
 ) -> PartitionLoad:
-    """The instrument-day's rows as they will be written, holes filled; nothing written yet."""
+    """The instrument-day's rows as they will be written, holes filled; nothing written yet.
+
+    `archive` is None for a venue that publishes none (OKX, Deribit): the day is then the
+    venue's REST history of it, and asking for ``source="archive"`` is refused.
+    """
     started = time.perf_counter()
-    symbol = schemas.normalize_symbol(symbol, EXCHANGE)
+    chosen = venue(exchange)
+    symbol = chosen.normalize_symbol(symbol)
+    check_source(chosen, source, f"{chosen.name}:{symbol} {date}")
     ingested_at = dt.datetime.now(dt.UTC)
     load: PartitionLoad
 
     day = None
-    if source in ("archive", "auto"):
+    if archive is not None and source in ("archive", "auto"):
         try:
             day = archive.fetch_day(symbol, date)
         except ArchiveNotPublished:
@@ -157,14 +177,15 @@ def fetch_partition(
             bytes_downloaded=day.bytes_downloaded,
             gaps_found=gaps,
             rows_filled=count_ids(gaps) if gaps else 0,
+            exchange=chosen.name,
         )
     else:
         raw = rest.trades_for_day(symbol, date).with_columns(source=pl.lit("rest"))
-        load = PartitionLoad(symbol, date, frame=pl.DataFrame(), source="rest")
+        load = PartitionLoad(symbol, date, pl.DataFrame(), "rest", exchange=chosen.name)
 
     frame = with_lake_keys(
         raw,
-        exchange=EXCHANGE,
+        exchange=chosen.name,
         symbol=symbol,
         date=date,
         source=pl.col("source"),
@@ -175,14 +196,51 @@ def fetch_partition(
     return load
 
 
+def check_source(chosen: Venue, source: SourceMode, what: str) -> None:
+    """Refuse, naming `what`, a source the venue does not serve (or any, for a venue that
+    serves no history)."""
+    if not chosen.history:
+        raise ValueError(
+            f"{what}: {chosen.title} serves no trade history to backfill; its days are "
+            "built from their streamed ticks (`marketlake stream`, then `marketlake build`)"
+        )
+    if source != "auto" and source not in chosen.history:
+        raise ValueError(
+            f"{what}: {chosen.title} has no {source} of trades; its days come from "
+            f"{chosen.history_detail} (source {' or '.join(chosen.history)}, or auto)"
+        )
+
+
+class HistoryClients:
+    """The clients of one run, made on a venue's first day and closed with the run."""
+
+    def __init__(self, binance: BinanceEndpoints, histories: RestHistories) -> None:
+        self.binance, self.histories = binance, histories
+        self._made: dict[str, tuple[BinanceArchive | None, DayHistory]] = {}
+        self._closing = ExitStack()
+
+    def of(self, exchange: str) -> tuple[BinanceArchive | None, DayHistory]:
+        """(archive or None, REST history) of ``exchange``."""
+        name = venue(exchange).name
+        if name not in self._made:
+            if name == "binance":
+                archive, rest = self.binance.archive(), self.binance.rest()
+                self._closing.callback(archive.close)
+                self._made[name] = (archive, rest)
+            else:
+                self._made[name] = (None, self.histories.client(name))
+            self._closing.callback(self._made[name][1].close)
+        return self._made[name]
+
+    def close(self) -> None:
+        self._closing.close()
+
+
 def write_partition(load: PartitionLoad, lake: Lake) -> PartitionLoad:
     """Replace the load's partition with its frame in one Delta commit."""
     started = time.perf_counter()
     load.version = lake.replace_partition(
-        TABLE,
-        load.frame,
-        {"exchange": EXCHANGE, "symbol": load.symbol, "date": load.date},
-        schemas.MARKET_PARTITION_COLUMNS,
+        TABLE, load.frame, load.partition(), schemas.MARKET_PARTITION_COLUMNS
     )
     load.seconds += time.perf_counter() - started
     return load
@@ -244,8 +302,9 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
         check_specs=check_specs(TABLE, TRADES_HISTORY_CHECKS, partitions_def),
         kinds={"polars", "deltalake"},
         description=(
-            "Historic Binance spot trades per instrument-day, from the public archive "
-            "(checksum-verified) or REST historicalTrades, holes filled from REST."
+            "Historic trades per instrument-day: Binance's from its public archive "
+            "(checksum-verified) or REST historicalTrades, holes filled from REST; OKX's and "
+            "Deribit's from their REST trade histories."
         ),
         metadata={"table": TABLE, "partitioned_by": list(schemas.MARKET_PARTITION_COLUMNS)},
     )
@@ -254,21 +313,24 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
         config: HistoryConfig,
         lake: dg.ResourceParam[Lake],
         binance: dg.ResourceParam[BinanceEndpoints],
+        histories: dg.ResourceParam[RestHistories],
     ):
         load_in_background()  # GE's import overlaps the first download instead of following it
-        archive, rest = binance.archive(), binance.rest()
+        clients = HistoryClients(binance, histories)
 
         loads: dict[str, PartitionLoad] = {}
 
         def work(key: PartitionKey) -> PartitionResult:
             """Fetch only: the run's days are checked and committed in batches."""
-            if key.venue != EXCHANGE:
-                raise ValueError(
-                    f"{key}: trades_history holds Binance's archive and REST trades; "
-                    f"{key.venue}'s days are built from their streamed ticks"
-                )
+            check_source(venue(key.venue), config.source, str(key))
+            archive, rest = clients.of(key.venue)
             load = fetch_partition(
-                key.symbol, key.date, archive=archive, rest=rest, source=config.source
+                key.symbol,
+                key.date,
+                archive=archive,
+                rest=rest,
+                source=config.source,
+                exchange=key.venue,
             )
             loads[str(key)] = load
             return PartitionResult(
@@ -276,10 +338,7 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
                 summary=f"{load.frame.height:,} rows from {load.source} fetched "
                 f"in {load.seconds:.2f}s",
                 pending=PendingWrite(
-                    TABLE,
-                    load.frame,
-                    {"exchange": EXCHANGE, "symbol": load.symbol, "date": load.date},
-                    schemas.MARKET_PARTITION_COLUMNS,
+                    TABLE, load.frame, load.partition(), schemas.MARKET_PARTITION_COLUMNS
                 ),
             )
 
@@ -289,8 +348,11 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
                 batch[key].outcomes = outcomes
                 batch[key].written = not blocking_failures(outcomes)
 
-        yield from materialize_partitions(
-            context, TRADES_HISTORY_CHECKS, work, lake, check_batch=check_batch
-        )
+        try:
+            yield from materialize_partitions(
+                context, TRADES_HISTORY_CHECKS, work, lake, check_batch=check_batch
+            )
+        finally:
+            clients.close()
 
     return trades_history

@@ -58,14 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     backfill = commands.add_parser(
         "backfill",
         help="load historic trades for instruments x days through the trades_history asset",
-        description="Load historic trades (archive, REST fallback) for every instrument x day.",
+        description="Load historic trades for every instrument x day: Binance's archive (REST "
+        "fallback), OKX's and Deribit's REST histories.",
     )
     _add_range_arguments(backfill)
     backfill.add_argument(
         "--source",
         choices=("auto", "archive", "rest"),
         default="auto",
-        help="auto: the archive, REST when the archive has no file for the day",
+        help="auto: the archive, REST when the archive has no file for the day (OKX and "
+        "Deribit have no archive: REST)",
     )
     _add_lake_argument(backfill)
     backfill.set_defaults(run=_run_backfill)

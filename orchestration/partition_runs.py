@@ -18,6 +18,7 @@ import dagster as dg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from marketlake.exchanges.registry import venue
 from marketlake.instruments import Instrument
 from orchestration.errors import UsageError
 from orchestration.instance import local_instance
@@ -45,13 +46,7 @@ def backfill(
     jobs: int = 1,
 ) -> RunReport:
     """Materialize `trades_history` for instruments x [start, end]."""
-    elsewhere = [str(i) for i in instruments if i.venue != "binance"]
-    if elsewhere:
-        raise UsageError(
-            f"no historic trades to backfill for {', '.join(elsewhere)}: the backfill reads "
-            "Binance's archive and REST; other venues' days are built from their streamed "
-            "ticks (`marketlake stream`, then `marketlake build`)"
-        )
+    check_history(instruments, source)
     instance = preflight(
         settings, instruments, start, end, confirmed=confirmed, console=console, jobs=jobs
     )
@@ -60,6 +55,28 @@ def backfill(
         settings, instance, "trades_history_job", instruments, start, end, run_config, "backfill",
         console, jobs,
     )  # fmt: skip
+
+
+def check_history(instruments: Sequence[Instrument], source: str) -> None:
+    """Refuse instruments whose venue serves no history, or not from `source`, before
+    anything runs: Coinbase's days come from the stream alone, OKX and Deribit have no
+    archive (`marketlake.exchanges.registry.Venue.history`)."""
+    streamed_only = [str(i) for i in instruments if not venue(i.venue).history]
+    if streamed_only:
+        raise UsageError(
+            f"no historic trades to backfill for {', '.join(streamed_only)}: the venue serves "
+            "no trade history; its days are built from their streamed ticks "
+            "(`marketlake stream`, then `marketlake build`)"
+        )
+    if source != "auto":
+        for name in sorted({i.venue for i in instruments}):
+            chosen = venue(name)
+            if source not in chosen.history:
+                raise UsageError(
+                    f"--source {source}: {chosen.title} has no {source} of trades; its days "
+                    f"come from {chosen.history_detail} (--source "
+                    f"{' or '.join(chosen.history)}, or auto)"
+                )
 
 
 def build(

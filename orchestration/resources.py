@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
+from marketlake.exchanges.histories import RestHistories
 from marketlake.exchanges.registry import DERIBIT, OKX, venue
 from marketlake.lake import Lake
 from orchestration.settings import COINBASE_WS_URL, Settings
@@ -75,6 +76,10 @@ def binance_endpoints(settings: Settings) -> BinanceEndpoints:
     )
 
 
+def rest_histories(settings: Settings) -> RestHistories:
+    return RestHistories(settings.okx_rest_url, settings.deribit_rest_url)
+
+
 def live_endpoints(settings: Settings) -> LiveEndpoints:
     others = (
         ("okx", settings.okx_ws_url, settings.okx_rest_url),
@@ -91,6 +96,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ResourceDefinition]:
     lake = lake_of(settings)
     binance = binance_endpoints(settings)
     live = live_endpoints(settings)
+    histories = rest_histories(settings)
     return {
         "lake": dg.ResourceDefinition.hardcoded_resource(
             lake, description=f"Delta lake at {lake.uri}"
@@ -98,6 +104,11 @@ def build_resources(settings: Settings) -> dict[str, dg.ResourceDefinition]:
         "binance": dg.ResourceDefinition.hardcoded_resource(
             binance,
             description=f"Binance archive {binance.archive_url}, REST {binance.rest_url}",
+        ),
+        "histories": dg.ResourceDefinition.hardcoded_resource(
+            histories,
+            description=f"REST trade histories: OKX {histories.okx_rest_url}, "
+            f"Deribit {histories.deribit_rest_url}",
         ),
         "live": dg.ResourceDefinition.hardcoded_resource(
             live,

@@ -1,11 +1,12 @@
-"""A small JSON-over-HTTP GET client for the venues whose REST APIs only fill gaps (OKX,
-Deribit): requests spaced to the venue's rate, 429/5xx/transport errors retried with
-capped jittered backoff (``Retry-After`` honoured), any other refusal a `RestError` naming
-the URL. Blocking: the lander runs gap fills in a thread.
+"""A small JSON-over-HTTP GET client for the venues whose trades come from REST alone (OKX,
+Deribit: gap fills and whole days): requests spaced to the venue's rate, 429/5xx/transport
+errors retried with capped jittered backoff (``Retry-After`` honoured), any other refusal a
+`RestError` naming the URL. Blocking: the lander runs gap fills in a thread.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,19 +24,22 @@ from marketlake.schemas import RAW_TRADES
 
 
 class PacedJsonClient:
-    """GETs JSON from one base URL, at most ``requests_per_s`` of them, retrying failures."""
+    """GETs JSON from one base URL, at most ``requests_per_s`` of them, retrying failures;
+    errors name ``venue`` and the URL."""
 
     def __init__(
         self,
         base_url: str,
         *,
         requests_per_s: float,
+        venue: str = "",
         attempts: int = 5,
         timeout_s: float = 10.0,
         backoff_base_s: float = 0.25,
         backoff_cap_s: float = 10.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.venue = venue
         self.spacing_s = 1.0 / requests_per_s
         self.attempts = attempts
         self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
@@ -60,6 +64,7 @@ class PacedJsonClient:
     def get(self, path: str, params: Mapping[str, Any]) -> Any:
         """The decoded JSON body of ``GET path?params`` (status 200), or `RestError`."""
         url = f"{self.base_url}{path}"
+        where = f"{self.venue} {url}".lstrip()
         status: int | None = None
         for attempt in range(self.attempts):
             self._pace()
@@ -75,11 +80,11 @@ class PacedJsonClient:
                         return orjson.loads(response.content)
                     except orjson.JSONDecodeError as error:
                         raise ResponseFormatError(
-                            f"{url}: response is not JSON ({error}): {response.content[:200]!r}"
+                            f"{where}: response is not JSON ({error}): {response.content[:200]!r}"
                         ) from None
                 if status != 429 and status < 500:
                     raise RestError(
-                        f"{url} refused the request ({status}): {response.text[:300]}",
+                        f"{where} refused the request ({status}): {response.text[:300]}",
                         endpoint=path,
                         params=params,
                         status=status,
@@ -93,7 +98,7 @@ class PacedJsonClient:
                 self.retries += 1
                 time.sleep(backoff_delay(attempt, base=self.backoff_base_s, cap=self.backoff_cap_s))
         raise RestError(
-            f"{url} failed {self.attempts} times, last: {reason}",
+            f"{where} failed {self.attempts} times, last: {reason}",
             endpoint=path,
             params=params,
             status=status,
@@ -104,11 +109,20 @@ class PagedTradesRest:
     """A `marketlake.exchanges.feed.GapFiller` over a `PacedJsonClient`: the venues differ
     only in how they page a range of trade ids (`_rows`)."""
 
+    #: The venue's name in messages.
+    VENUE = ""
+
     def __init__(self, base_url: str, *, requests_per_s: float) -> None:
-        self.http = PacedJsonClient(base_url, requests_per_s=requests_per_s)
+        self.http = PacedJsonClient(base_url, requests_per_s=requests_per_s, venue=self.VENUE)
 
     def close(self) -> None:
         self.http.close()
+
+    def __enter__(self) -> PagedTradesRest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def trades_between_ids(self, symbol: str, first_id: int, last_id: int) -> pl.DataFrame:
         """Trades ``first_id..last_id`` (inclusive) as `RAW_TRADES`, ascending; what the venue
@@ -119,6 +133,27 @@ class PagedTradesRest:
 
     def _rows(self, symbol: str, first_id: int, last_id: int) -> list[tuple]:
         raise NotImplementedError
+
+    def trades_for_day(self, symbol: str, date: dt.date) -> pl.DataFrame:
+        """Every trade of the UTC day ``date`` as `RAW_TRADES`, ascending by id: exactly the
+        trades whose ``ts`` lies inside the day (a page straddling midnight is cut)."""
+        start_ms, end_ms = day_bounds_ms(date)
+        rows = self._day_rows(symbol, start_ms, end_ms)
+        return raw_trades_frame([r for r in rows if start_ms * 1000 <= r[3] < end_ms * 1000])
+
+    def _day_rows(self, symbol: str, start_ms: int, end_ms: int) -> list[tuple]:
+        """Rows covering every trade with ``start_ms <= ts < end_ms`` (more may come along)."""
+        raise NotImplementedError
+
+    def url(self, path: str) -> str:
+        return f"{self.http.base_url}{path}"
+
+
+def day_bounds_ms(date: dt.date) -> tuple[int, int]:
+    """[start, end) of the UTC day in epoch milliseconds, the unit of both venues' ``ts``."""
+    start = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC)
+    start_ms = int(start.timestamp()) * 1000
+    return start_ms, start_ms + 86_400_000
 
 
 def trade_rows(

@@ -52,6 +52,9 @@ class Limits:
     max_connection_age_s: float | None = None
     #: The exchange drops a connection that sends nothing for this long (None: it does not).
     idle_cutoff_s: float | None = None
+    #: Requests per second one IP may send to the REST trade history (None: not counted per
+    #: request; Binance counts a weight per minute, `BinanceEndpoints.weight_limit`).
+    rest_requests_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,12 @@ class Venue:
     fixup: Callable[[str], str] | None = None
     #: The venue's instrument list (`marketlake.instrument_specs`); the symbol's syntax otherwise.
     instruments: InstrumentList | None = None
+    #: Where `marketlake backfill` reads a past day's trades: ``"archive"`` and/or ``"rest"``,
+    #: in the order tried; empty when the venue serves no history (its days come from the
+    #: stream alone).
+    history: tuple[str, ...] = ()
+    #: What `history` reads, for messages and the docs.
+    history_detail: str = ""
 
     def normalize_symbol(self, symbol: str) -> str:
         """The venue's spelling of ``symbol``, or `InvalidSymbolError` naming it and the venue.
@@ -151,6 +160,8 @@ BINANCE: Final = Venue(
     instruments=InstrumentList(
         ("/api/v3/exchangeInfo",), "marketlake.instrument_specs:parse_binance_exchange_info"
     ),
+    history=("archive", "rest"),
+    history_detail="the daily archive (checksum-verified), REST /api/v3/historicalTrades",
 )
 
 COINBASE: Final = Venue(
@@ -182,7 +193,8 @@ OKX: Final = Venue(
     rest=Endpoint("https://www.okx.com", "MARKETLAKE_OKX_REST_URL"),
     # v5 "Connect": 3 connection requests/s per IP; subscribe/unsubscribe/login 480 per
     # hour per connection; a connection with no data for 30 s is cut (hence the "ping").
-    limits=Limits(100, 2.0, (3, 1.0), idle_cutoff_s=30.0),
+    # REST: market/history-trades 20 requests per 2 s per IP.
+    limits=Limits(100, 2.0, (3, 1.0), idle_cutoff_s=30.0, rest_requests_per_s=10.0),
     feed_factory="marketlake.exchanges.okx.feed:OkxFeed",
     gap_fill="REST /api/v5/market/history-trades by trade id",
     channels=("trades", "bbo-tbt", "books"),
@@ -190,6 +202,8 @@ OKX: Final = Venue(
         tuple(f"/api/v5/public/instruments?instType={t}" for t in ("SPOT", "SWAP", "FUTURES")),
         "marketlake.instrument_specs:parse_okx_instruments",
     ),
+    history=("rest",),
+    history_detail="REST /api/v5/market/history-trades (about the last three months)",
 )
 
 DERIBIT: Final = Venue(
@@ -204,7 +218,7 @@ DERIBIT: Final = Venue(
     rest=Endpoint("https://www.deribit.com", "MARKETLAKE_DERIBIT_REST_URL"),
     # Public requests are credit-limited (about 20/s sustained); a connection that asked for
     # heartbeats is closed when a test_request goes unanswered.
-    limits=Limits(100, 5.0, (20, 1.0)),
+    limits=Limits(100, 5.0, (20, 1.0), rest_requests_per_s=20.0),
     feed_factory="marketlake.exchanges.deribit.feed:DeribitFeed",
     gap_fill="REST public/get_last_trades_by_instrument by trade_seq",
     channels=("trades.{}.raw", "quote.{}", "book.{}.raw"),
@@ -213,6 +227,8 @@ DERIBIT: Final = Venue(
         ("/api/v2/public/get_instruments?currency=any",),
         "marketlake.instrument_specs:parse_deribit_instruments",
     ),
+    history=("rest",),
+    history_detail="REST public/get_last_trades_by_instrument_and_time",
 )
 
 #: Every venue by name, in the order commands list them.

@@ -140,11 +140,11 @@ def test_a_failed_write_raises_and_leaves_the_rows(world):
     assert world.rows("BTCUSDT", DAY).equals(before)
 
 
-def test_another_venues_instrument_day_is_refused_not_fetched_from_binance(world):
-    # OKX spells BTC-USDT; Binance's archive has no such symbol, and must not be asked
-    world.instance.add_dynamic_partitions("instruments", ["okx:BTC-USDT"])
-    result = world.run(JOB, f"{DAY}|okx:BTC-USDT")
+def test_a_coinbase_instrument_day_is_refused_as_streamed_only_and_writes_nothing(world):
+    # Coinbase serves no trade history: its days come from the stream, never from Binance
+    world.instance.add_dynamic_partitions("instruments", ["coinbase:BTC-USD"])
+    result = world.run(JOB, f"{DAY}|coinbase:BTC-USD")
     assert not result.success
     message = failure_message(result)
-    assert f"{DAY}|okx:BTC-USDT" in message and "Binance's archive" in message
+    assert f"{DAY}|coinbase:BTC-USD" in message and "Coinbase serves no trade history" in message
     assert not world.lake.exists("trades_history")

@@ -88,7 +88,10 @@ def test_symbols_are_accepted_space_separated_with_a_rest_source(sim, tmp_path):
         (["BTCUSDT", "--start", "2024-3-1x"], "malformed date '2024-3-1x'"),
         (["BTCUSDT", "--start", "2099-01-01"], "not a complete UTC day"),
         (["BTCUSDT", "--start", "2024-03-01", "--source", "ftp"], "invalid choice: 'ftp'"),
-        (["okx:BTC-USDT", "--start", "2024-03-01"], "no historic trades to backfill for okx:"),
+        (
+            ["coinbase:BTC-USD", "--start", "2024-03-01"],
+            "no historic trades to backfill for coinbase:BTC-USD",
+        ),
         (["BTCUSDT", "--exchange", "okx", "--start", "2024-03-01"], "invalid OKX instrument"),
         (["kraken:XBTUSD", "--start", "2024-03-01"], "unknown venue 'kraken'"),
     ],

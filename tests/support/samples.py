@@ -30,12 +30,18 @@ OKX_BBO_TBT_DOC = OKX / "nautilus_ws_bbo_tbt.json"
 OKX_TRADES_DOC = OKX / "nautilus_ws_trades.json"
 #: ``GET /api/v5/public/instruments?instType=SPOT``: five USD-quoted spot instruments.
 OKX_INSTRUMENTS_SPOT = OKX / "nautilus_http_get_instruments_spot.json"
+#: ``GET /api/v5/market/trades`` BTC-USDT (2025-05-12): two trades, newest first, the rows
+#: ``history-trades`` answers too.
+OKX_REST_TRADES = OKX / "nautilus_http_get_trades.json"
 
 DERIBIT = REAL_SAMPLES / "deribit"
 #: cryptofeed's recording of Deribit v2 (2021-07-22): book snapshots and change-id chains.
 DERIBIT_SESSION = DERIBIT / "cryptofeed_DERIBIT.ws.1.0.log"
 DERIBIT_TRADES = DERIBIT / "nautilus_ws_trades.json"
 DERIBIT_QUOTE = DERIBIT / "nautilus_ws_quote.json"
+#: ``public/get_last_trades_by_instrument`` ETH-PERPETUAL (2025-12-21): ten trades, oldest
+#: first, ``has_more`` true; the answer ``..._and_time`` gives too.
+DERIBIT_REST_TRADES = DERIBIT / "nautilus_http_get_last_trades.json"
 #: ``public/get_instruments``: a perpetual, a future, an option and a combo (mostly hand-made
 #: by its source; see PROVENANCE.md section 6).
 DERIBIT_INSTRUMENTS = DERIBIT / "nautilus_http_get_instruments.json"
