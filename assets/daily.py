@@ -5,6 +5,7 @@ transforms of `daily_transforms`, checks the result and, only if every ERROR che
 replaces exactly that partition (otherwise the previous rows stay).
 """
 
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ from assets.trades_history_checks import (
 )
 from marketlake import schemas
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
+from marketlake.exchanges.binance.rest import BinanceRest
+from marketlake.exchanges.histories import RestHistories
+from marketlake.exchanges.paced import PagedTradesRest
+from marketlake.exchanges.registry import venue
 from marketlake.lake import Lake
 from marketlake.quality import (
     Check,
@@ -123,9 +128,13 @@ class MergedDay:
 
 
 def merge_trades_partition(
-    key: PartitionKey, lake: Lake, binance: BinanceEndpoints | None
+    key: PartitionKey,
+    lake: Lake,
+    binance: BinanceEndpoints | None,
+    histories: RestHistories | None = None,
 ) -> MergedDay:
-    """Merge history and live trades for one day and fill its holes from REST."""
+    """Merge history and live trades for one day and fill its holes from the venue's REST
+    history (Binance, OKX, Deribit; Coinbase has none: its holes stay reported)."""
     started = time.perf_counter()
     partition = key.lake_partition()
     merged = merge_trades(
@@ -134,9 +143,10 @@ def merge_trades_partition(
     )
     frame = merged.frame
     gaps = missing_id_ranges(frame)
-    if gaps and binance is not None and key.exchange == "binance":
-        rest = binance.rest()
-        fill = pl.concat([rest.trades_between_ids(key.symbol, a, b) for a, b in gaps])
+    rest = _gap_filler(key.exchange, binance, histories) if gaps else None
+    if rest is not None:
+        with contextlib.closing(rest):
+            fill = pl.concat([rest.trades_between_ids(key.symbol, a, b) for a, b in gaps])
         fill = with_lake_keys(
             fill,
             exchange=key.exchange,
@@ -148,6 +158,17 @@ def merge_trades_partition(
         frame = fill_from(frame, fill)
     remaining = missing_id_ranges(frame)
     return MergedDay(key, frame, merged, gaps, remaining, time.perf_counter() - started)
+
+
+def _gap_filler(
+    exchange: str, binance: BinanceEndpoints | None, histories: RestHistories | None
+) -> BinanceRest | PagedTradesRest | None:
+    """A REST client of the venue that fetches trade ids back (closed by the caller)."""
+    if exchange == "binance":
+        return binance.rest() if binance is not None else None
+    if histories is not None and "rest" in venue(exchange).history:
+        return histories.client(exchange)
+    return None
 
 
 def check_merged_days(days: Mapping[str, MergedDay]) -> dict[str, list[CheckOutcome]]:
@@ -285,13 +306,14 @@ def _trades_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefi
         context: dg.AssetExecutionContext,
         lake: dg.ResourceParam[Lake],
         binance: dg.ResourceParam[BinanceEndpoints],
+        histories: dg.ResourceParam[RestHistories],
     ):
         load_in_background()  # GE's import overlaps the merge's reads instead of following them
         days: dict[str, MergedDay] = {}
 
         def work(key: PartitionKey) -> PartitionResult:
             """Merge only: the run's days are checked and committed in batches."""
-            days[str(key)] = day = merge_trades_partition(key, lake, binance)
+            days[str(key)] = day = merge_trades_partition(key, lake, binance, histories)
             return merged_day_result(day)
 
         def check_batch(batch: dict[str, PartitionResult]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 
@@ -14,6 +15,8 @@ from assets.trade_transforms import with_lake_keys
 from marketlake import schemas
 from marketlake.instruments import Instrument
 from marketlake.lake import Lake
+from marketlake.simulator.data import SimConfig
+from marketlake.simulator.server import Simulator
 from orchestration.definitions import build_definitions
 from orchestration.schedules import yesterday_run_requests
 from orchestration.settings import Settings
@@ -24,9 +27,14 @@ RAW = ["trade_id", "price", "qty", "quote_qty", "ts", "is_buyer_maker"]
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-def ticks(frame: pl.DataFrame, received: dt.datetime = NOW) -> pl.DataFrame:
+def ticks(
+    frame: pl.DataFrame,
+    received: dt.datetime = NOW,
+    exchange: str = "binance",
+    symbol: str = "BTCUSDT",
+) -> pl.DataFrame:
     rows = with_lake_keys(
-        frame, exchange="binance", symbol="BTCUSDT", date=DAY, source="ws", ingested_at=received
+        frame, exchange=exchange, symbol=symbol, date=DAY, source="ws", ingested_at=received
     )
     return schemas.conform(rows.with_columns(received_at=pl.lit(received)), schemas.TICKS_TRADES)
 
@@ -78,6 +86,41 @@ def test_holes_in_the_live_record_are_filled_from_rest(world, sim):
     assert trades.select(RAW).equals(window)
     assert trades.filter(pl.col("source") == "rest").height == 200
     assert metadata(result, "trades")["gaps_found"] == 1
+
+
+@pytest.mark.parametrize(
+    ("exchange", "symbol"), [("okx", "BTC-USDT"), ("deribit", "BTC-PERPETUAL")]
+)
+def test_holes_in_another_venues_live_record_are_filled_from_its_rest_history(
+    tmp_path, exchange, symbol
+):
+    with Simulator(SimConfig(trades_per_day=4_000, symbols=(symbol,))) as venue_sim:
+        settings = dataclasses.replace(
+            Settings(),
+            lake=str(tmp_path / "lake"),
+            okx_rest_url=venue_sim.base_url,
+            deribit_rest_url=venue_sim.base_url,
+        )
+        lake = Lake(settings.lake)
+        window = venue_sim.ground_truth(symbol, DAY).sort("trade_id").slice(0, 1_000)
+        hole = window["trade_id"][300], window["trade_id"][449]
+        holed = window.filter(~pl.col("trade_id").is_between(*hole))
+        lake.append(
+            "ticks_trades", ticks(holed, exchange=exchange, symbol=symbol),
+            schemas.MARKET_PARTITION_COLUMNS,
+        )  # fmt: skip
+        instance = dg.DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions("instruments", [f"{exchange}:{symbol}"])
+        job = build_definitions(settings).resolve_job_def("daily_job")
+        result = job.execute_in_process(
+            partition_key=f"{DAY}|{exchange}:{symbol}", instance=instance, raise_on_error=False
+        )
+
+    assert result.success
+    trades = lake.scan("trades", exchange=exchange, symbol=symbol, date=DAY).collect()
+    assert trades.sort("trade_id").select(RAW).equals(window.select(RAW))
+    assert trades.filter(pl.col("source") == "rest").height == 150
+    assert metadata(result, "trades")["gaps_remaining"] == []
 
 
 def test_the_sql_models_build_on_the_days_trades_and_pass_their_tests(world, sim):
