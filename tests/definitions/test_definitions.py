@@ -144,3 +144,15 @@ def test_importing_the_definitions_reads_no_environment_until_dagster_loads_them
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "imported"
     assert "MARKETLAKE_START_DATE" in result.stdout
+
+
+def test_only_a_process_that_executes_a_run_starts_great_expectations_early():
+    from orchestration.definitions import executes_a_run
+
+    dagster = "/venv/bin/dagster"
+    assert executes_a_run([dagster, "api", "execute_run", "{}"])
+    assert executes_a_run([dagster, "api", "execute_step", "--compressed-input-json", "x"])
+    # the code server itself (no multiprocessing parent here), the webserver, the daemon
+    assert not executes_a_run([dagster, "api", "grpc", "--lazy-load-user-code"])
+    assert not executes_a_run([dagster, "dev", "-m", "orchestration.definitions"])
+    assert not executes_a_run([dagster, "daemon", "run"])
