@@ -158,6 +158,10 @@ def build_stream_job() -> dg.JobDefinition:
             "midnight; kept alive by stream_supervisor."
         ),
         tags={STREAM_TAG: "binance"},
+        # Its step in a process of its own (the other jobs run in-process): terminating the
+        # run then stops the lander, which flushes, and the run ends CANCELED, as a stopped
+        # stream should read; in-process, the flushed step would end the run as a SUCCESS.
+        executor_def=dg.multiprocess_executor,
     )
     def stream_ticks() -> None:
         land_ticks()

@@ -223,7 +223,7 @@ def read_the_checks(page: Page, steps: Steps, lake: Lake) -> None:
     page.get_by_role("tab", name="Partitions").last.click()  # the check's, not the asset's
     page.get_by_placeholder("Filter by date").fill(UI_DAY)
     visible_text(page, UI_DAY).click()
-    visible_text(page, "ETHUSDT").click()
+    visible_text(page, "binance:ETHUSDT").click()
     expect(visible_text(page, f"{UI_DAY}|binance:ETHUSDT")).to_be_visible()
     expect(visible_text(page, "Passed")).to_be_visible()
     checked = page.get_by_role("row").filter(has=visible_text(page, "rows_checked"))
