@@ -308,12 +308,12 @@ def _settings(lake: str | None):
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
-    _start_checks_early(args.jobs)
-    from orchestration.partition_runs import backfill
-
     instruments = parse_instruments(args.symbols, args.exchange)
     end = args.end or args.start
     settings = _settings(args.lake)
+    _start_checks_early(args.jobs)
+    from orchestration.partition_runs import backfill
+
     report = backfill(
         settings, instruments, args.start, end, source=args.source, console=console,
         confirmed=args.yes, jobs=args.jobs,
@@ -322,12 +322,13 @@ def _run_backfill(args: argparse.Namespace) -> int:
 
 
 def _run_build(args: argparse.Namespace) -> int:
+    instruments = parse_instruments(args.symbols, args.exchange)
+    settings = _settings(args.lake)
     _start_checks_early(args.jobs)
     from orchestration.partition_runs import build
 
-    instruments = parse_instruments(args.symbols, args.exchange)
     report = build(
-        _settings(args.lake), instruments, args.start, args.end or args.start, console=console,
+        settings, instruments, args.start, args.end or args.start, console=console,
         confirmed=args.yes, jobs=args.jobs,
     )  # fmt: skip
     return _exit_status(report)
