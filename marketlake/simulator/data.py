@@ -137,9 +137,7 @@ def price_market(symbol: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def symbol_params(symbol: str) -> SymbolParams:
-    # A stable hash (Python's own `hash` is salted per process).
-    key = int.from_bytes(hashlib.blake2b(symbol.encode(), digest_size=8).digest(), "little")
-    key >>= 1
+    key = _stable_key(symbol)
     market = price_market(symbol)
     u = (_stable_key(market) % 1_000_003) / 1_000_003
     price, vol, notional = _KNOWN.get(market, (5.0 * 10 ** (2.5 * u), 0.010, 20.0))
@@ -154,6 +152,7 @@ def symbol_params(symbol: str) -> SymbolParams:
 
 
 def _stable_key(text: str) -> int:
+    """A stable hash (Python's own `hash` is salted per process)."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
 
 
