@@ -89,7 +89,7 @@ def daemon_seconds(ctx: Context, env: dict[str, str], keys: list[str]) -> tuple[
     url = f"http://127.0.0.1:{port}"
     log = (Path(env["DAGSTER_HOME"]) / "dev.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
+        [sys.executable, "-m", "orchestration.daemon", "dev", "-h", "127.0.0.1", "-p", str(port),
          "-w", str(ROOT / "workspace.yaml")],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip

@@ -201,7 +201,7 @@ def daemon(
     url = f"http://127.0.0.1:{port}"
     log = (home / "dev.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
+        [sys.executable, "-m", "orchestration.daemon", "dev", "-h", "127.0.0.1", "-p", str(port),
          "-w", str(ROOT / "workspace.yaml")],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip

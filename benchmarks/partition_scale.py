@@ -350,7 +350,7 @@ def ui_queries(gql: GraphQL, calls: int) -> dict[str, float]:
 def start_dev(home: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [
-        sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
+        sys.executable, "-m", "orchestration.daemon", "dev", "-h", "127.0.0.1", "-p", str(port),
         "-f", str(home / "location.py"), "-d", str(ROOT),
     ]  # fmt: skip
     process = subprocess.Popen(

@@ -187,7 +187,7 @@ def test_the_daemon_dequeues_only_what_the_limits_allow(instance, home, tmp_path
     location.write_text(PROBE_LOCATION)
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
+        [sys.executable, "-m", "orchestration.daemon", "dev", "-h", "127.0.0.1", "-p", str(port),
          "-f", str(location)],
         cwd=tmp_path, env=dict(os.environ), stdout=subprocess.DEVNULL,
         stderr=(tmp_path / "dev.log").open("w"), start_new_session=True,

@@ -62,7 +62,7 @@ def dagster_dev(env: dict[str, str], log: Path) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port),
+        [sys.executable, "-m", "orchestration.daemon", "dev", "-h", "127.0.0.1", "-p", str(port),
          "-w", str(ROOT / "workspace.yaml")],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"),
         start_new_session=True,

@@ -1,0 +1,75 @@
+"""Dagster's daemon, with the backfill daemon waking every few seconds instead of every 30.
+
+`python -m orchestration.daemon run [dagster-daemon options]` is `dagster-daemon run`, and
+`python -m orchestration.daemon dev [dagster dev options]` is `dagster dev` whose daemon is
+this one: `marketlake ui`, the UI tests and the benchmarks start the UI through it.
+
+Why: Dagster 1.13 sleeps 30 s between the backfill daemon's iterations, a module constant
+(`dagster._daemon.controller.DEFAULT_DAEMON_INTERVAL_SECONDS`) with no setting. A backfill
+launched from the UI waits up to 30 s before its first run is created, and up to 30 s after
+its last run ends before it is marked complete; for a backfill of a few instrument-days that
+was most of its time (docs/partitioning.md). An iteration costs milliseconds on one machine's
+instance, so waking every `BACKFILL_INTERVAL_S` costs nothing measurable. The same constant is
+the asset daemon's default interval; this project declares no automation conditions, so
+nothing else changes. The production topology (Dockerfile, deploy/k8s) runs Dagster's own
+daemon and keeps its 30 s.
+
+Both are private names of Dagster's: the pin (`dagster<1.14`) holds them, and a version that
+renames them stops the daemon here with a message saying so, instead of running it slow.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+#: Seconds between the backfill daemon's iterations (Dagster's default: 30).
+BACKFILL_INTERVAL_S = 3
+
+
+def shorten_backfill_interval(seconds: float = BACKFILL_INTERVAL_S) -> None:
+    """Make this process's backfill daemon wake every `seconds` (read when its loop starts)."""
+    import dagster._daemon.controller as controller
+
+    if not hasattr(controller, "DEFAULT_DAEMON_INTERVAL_SECONDS"):
+        raise RuntimeError(
+            "this Dagster has no dagster._daemon.controller.DEFAULT_DAEMON_INTERVAL_SECONDS: "
+            "orchestration/daemon.py must learn how it sets the backfill daemon's interval"
+        )
+    controller.DEFAULT_DAEMON_INTERVAL_SECONDS = seconds  # type: ignore[attr-defined]
+
+
+def dev_with_this_daemon() -> None:
+    """Make `dagster dev`, in this process, start `orchestration.daemon run` as its daemon."""
+    import dagster._cli.dev as dev
+
+    start = getattr(dev, "open_ipc_subprocess", None)
+    if start is None:
+        raise RuntimeError(
+            "this Dagster's `dagster dev` no longer starts its daemon with "
+            "open_ipc_subprocess: orchestration/daemon.py must learn how it does"
+        )
+
+    def start_process(command: list[str], **options: object) -> object:
+        if command[1:3] == ["-m", "dagster._daemon"]:
+            command = [command[0], "-m", __spec__.name, *command[3:]]
+        return start(command, **options)
+
+    dev.open_ipc_subprocess = start_process
+
+
+def main(argv: Sequence[str]) -> None:
+    if argv[:1] == ["dev"]:
+        from dagster._cli.dev import dev_command
+
+        dev_with_this_daemon()
+        dev_command.main(list(argv[1:]), prog_name="dagster dev")
+    else:
+        from dagster._daemon.cli import cli
+
+        shorten_backfill_interval()
+        cli.main(list(argv), prog_name="dagster-daemon", obj={})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
