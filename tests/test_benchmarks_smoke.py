@@ -13,6 +13,7 @@ import pytest
 from benchmarks.__main__ import BENCHMARKS, RESULTS, main, run_benchmarks
 
 
+@pytest.mark.slow
 def test_every_benchmark_runs_in_quick_mode_and_gives_a_row():
     before = RESULTS.stat().st_mtime if RESULTS.exists() else None
     rows = run_benchmarks(BENCHMARKS, quick=True, log=lambda _: None)

@@ -107,6 +107,7 @@ def migrated(sim, tmp_path_factory):
     return work, runs
 
 
+@pytest.mark.slow  # the module's legacy instance takes a minute to build
 def test_a_command_on_an_unmigrated_instance_fails_naming_the_migration(migrated):
     _, runs = migrated
     assert runs["before"].returncode == 1
