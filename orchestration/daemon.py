@@ -8,8 +8,10 @@ Why: Dagster 1.13 sleeps 30 s between the backfill daemon's iterations, a module
 (`dagster._daemon.controller.DEFAULT_DAEMON_INTERVAL_SECONDS`) with no setting. A backfill
 launched from the UI waits up to 30 s before its first run is created, and up to 30 s after
 its last run ends before it is marked complete; for a backfill of a few instrument-days that
-was most of its time (docs/partitioning.md). An iteration costs milliseconds on one machine's
-instance, so waking every `BACKFILL_INTERVAL_S` costs nothing measurable. The same constant is
+was most of its time (docs/partitioning.md). An iteration over a backfill of a few hundred
+instrument-days costs milliseconds; one over thousands costs seconds of the daemon's CPU
+(docs/partitioning.md measured 2.6 s planning 5,000), so the interval is a setting:
+`MARKETLAKE_BACKFILL_INTERVAL_S` (default 5; Dagster's own is 30). The same constant is
 the asset daemon's default interval; this project declares no automation conditions, so
 nothing else changes. The production topology (Dockerfile, deploy/k8s) runs Dagster's own
 daemon and keeps its 30 s.
@@ -20,14 +22,32 @@ renames them stops the daemon here with a message saying so, instead of running 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
-#: Seconds between the backfill daemon's iterations (Dagster's default: 30).
-BACKFILL_INTERVAL_S = 3
+#: Seconds between the backfill daemon's iterations unless `MARKETLAKE_BACKFILL_INTERVAL_S` says.
+BACKFILL_INTERVAL_S = 5.0
 
 
-def shorten_backfill_interval(seconds: float = BACKFILL_INTERVAL_S) -> None:
+def backfill_interval() -> float:
+    """`MARKETLAKE_BACKFILL_INTERVAL_S`, or `BACKFILL_INTERVAL_S`; a bad value stops the daemon."""
+    text = os.environ.get("MARKETLAKE_BACKFILL_INTERVAL_S", "").strip()
+    if not text:
+        return BACKFILL_INTERVAL_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise SystemExit(
+            f"MARKETLAKE_BACKFILL_INTERVAL_S={text!r}: give the seconds between the backfill "
+            "daemon's iterations, a number above 0 and at most 3600"
+        )
+    return seconds
+
+
+def shorten_backfill_interval(seconds: float) -> None:
     """Make this process's backfill daemon wake every `seconds` (read when its loop starts)."""
     import dagster._daemon.controller as controller
 
@@ -62,12 +82,13 @@ def main(argv: Sequence[str]) -> None:
     if argv[:1] == ["dev"]:
         from dagster._cli.dev import dev_command
 
+        backfill_interval()  # a bad setting stops here, not in the daemon it starts
         dev_with_this_daemon()
         dev_command.main(list(argv[1:]), prog_name="dagster dev")
     else:
         from dagster._daemon.cli import cli
 
-        shorten_backfill_interval()
+        shorten_backfill_interval(backfill_interval())
         cli.main(list(argv), prog_name="dagster-daemon", obj={})
 
 
