@@ -195,10 +195,8 @@ def run_checks(
             if not result.success:
                 details[label] = {
                     "failing_rows": unexpected,
-                    "sample": [
-                        _plain(v) for v in result.result.get("partial_unexpected_list") or []
-                    ],
-                    "observed": _plain(result.result.get("observed_value")),
+                    "sample": result.result.get("partial_unexpected_list") or [],
+                    "observed": result.result.get("observed_value"),
                 }
         outcomes.append(
             CheckOutcome(
@@ -357,12 +355,3 @@ def _validate(gx: Any, batch: Any, expectations: Sequence[Expectation]) -> dict[
         else:
             raise RuntimeError(f"Great Expectations returned no result for {config.type}")
     return results
-
-
-def _plain(value: Any) -> Any:
-    """JSON-friendly values for metadata (numpy scalars and timestamps become plain)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
