@@ -52,7 +52,6 @@ from marketlake.quality import (
     Check,
     CheckOutcome,
     Expectation,
-    load_in_background,
     run_checks_batch,
 )
 
@@ -309,9 +308,8 @@ def _trades_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefi
         lake: dg.ResourceParam[Lake],
         binance: dg.ResourceParam[BinanceEndpoints],
         histories: dg.ResourceParam[RestHistories],
+        great_expectations: dg.ResourceParam[None],  # see great_expectations_process
     ):
-        load_in_background()  # GE's import overlaps the merge's reads instead of following them
-
         def work(key: PartitionKey) -> PartitionResult:
             """Merge only: the run's days are checked and committed in batches."""
             return merged_day_result(merge_trades_partition(key, lake, binance, histories))
@@ -333,8 +331,11 @@ def _quotes_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefi
         description="Best bid/ask per instrument-day from the live quotes: ordered, deduplicated.",
         metadata={"table": "quotes"},
     )
-    def quotes(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake]):
-        load_in_background()
+    def quotes(
+        context: dg.AssetExecutionContext,
+        lake: dg.ResourceParam[Lake],
+        great_expectations: dg.ResourceParam[None],  # see great_expectations_process
+    ):
         yield from materialize_partitions(
             context, QUOTES_CHECKS, lambda key: quotes_day(key, lake), lake, check_quotes_days
         )

@@ -40,7 +40,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 from marketlake.instruments import Instrument
 from marketlake.lake import Lake
-from marketlake.quality import Check, CheckOutcome, blocking_failures
+from marketlake.quality import Check, CheckOutcome, blocking_failures, load_in_background
 from marketlake.schemas import InvalidSymbolError
 
 #: Partitions per run in a backfill (`BackfillPolicy.multi_run`) of every instrument-day
@@ -159,6 +159,19 @@ def check_specs(
             )
             for check in checks
         ]
+
+
+@dg.resource(
+    description="Great Expectations' process, started as a run that checks rows begins, so its "
+    "4-5 s import runs on another core while the run fetches its first instrument-day."
+)
+def great_expectations_process() -> None:
+    """A resource of the assets whose rows GE checks (their `great_expectations` parameter).
+
+    Dagster sets a run's resources up before its first step, and only those its assets
+    require: a run that checks rows starts GE before it fetches its first instrument-day,
+    and a stream or `venue_prices_1m` run never starts it."""
+    load_in_background()
 
 
 def materialize_partitions(

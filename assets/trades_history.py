@@ -44,7 +44,6 @@ from marketlake.lake import Lake
 from marketlake.quality import (
     CheckOutcome,
     blocking_failures,
-    load_in_background,
     run_checks_batch,
 )
 
@@ -314,8 +313,8 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
         lake: dg.ResourceParam[Lake],
         binance: dg.ResourceParam[BinanceEndpoints],
         histories: dg.ResourceParam[RestHistories],
+        great_expectations: dg.ResourceParam[None],  # see great_expectations_process
     ):
-        load_in_background()  # GE's import overlaps the first download instead of following it
         clients = HistoryClients(binance, histories)
 
         def work(key: PartitionKey) -> PartitionResult:
