@@ -52,8 +52,6 @@ from marketlake.quality import (
     Check,
     CheckOutcome,
     Expectation,
-    blocking_failures,
-    load_in_background,
     run_checks_batch,
 )
 
@@ -188,7 +186,8 @@ def check_merged_days(days: Mapping[str, MergedDay]) -> dict[str, list[CheckOutc
 
 
 def merged_day_result(day: MergedDay) -> PartitionResult:
-    """The day's metadata, with its rows pending a write (`delta_version` comes with it)."""
+    """The day's metadata, with its rows pending a write (`delta_version` comes with it)
+    and the day to check (`check_merged_days`)."""
     merged = day.merged
     stats = summarize(day.frame)
     partition = day.key.lake_partition()
@@ -209,6 +208,7 @@ def merged_day_result(day: MergedDay) -> PartitionResult:
             f"{len(day.gaps)} gaps ({len(day.remaining)} left) in {day.seconds:.2f}s"
         ),
         pending=PendingWrite("trades", day.frame, partition, schemas.MARKET_PARTITION_COLUMNS),
+        to_check=day,
     )
 
 
@@ -224,19 +224,20 @@ def build_trades_partition(
     return write_now(result, lake)
 
 
-def quotes_day(key: PartitionKey, lake: Lake) -> tuple[PartitionResult, pl.DataFrame]:
-    """One day of live quotes compacted, pending its write; and the frame its checks read."""
+def quotes_day(key: PartitionKey, lake: Lake) -> PartitionResult:
+    """One day of live quotes compacted, pending its write; `to_check` is the frame its
+    checks read (the quotes with their spread)."""
     started = time.perf_counter()
     partition = key.lake_partition()
     frame = compact_quotes(lake.scan("ticks_quotes", schemas.QUOTES, **partition))
     checked = frame.with_columns(spread=pl.col("ask_price") - pl.col("bid_price"))
     seconds = time.perf_counter() - started
-    result = PartitionResult(
+    return PartitionResult(
         metadata={"rows": frame.height, "duration_s": round(seconds, 3)},
         summary=f"{frame.height:,} quotes in {seconds:.2f}s",
         pending=PendingWrite("quotes", frame, partition, schemas.MARKET_PARTITION_COLUMNS),
+        to_check=checked,
     )
-    return result, checked
 
 
 def check_quotes_days(frames: Mapping[str, pl.DataFrame]) -> dict[str, list[CheckOutcome]]:
@@ -248,8 +249,8 @@ def check_quotes_days(frames: Mapping[str, pl.DataFrame]) -> dict[str, list[Chec
 
 def build_quotes_partition(key: PartitionKey, lake: Lake) -> PartitionResult:
     """Compact one day of live quotes, check it, and write it only if the ERROR checks pass."""
-    result, checked = quotes_day(key, lake)
-    result.outcomes = check_quotes_days({"day": checked})["day"]
+    result = quotes_day(key, lake)
+    result.outcomes = check_quotes_days({"day": result.to_check})["day"]
     return write_now(result, lake)
 
 
@@ -307,22 +308,13 @@ def _trades_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefi
         lake: dg.ResourceParam[Lake],
         binance: dg.ResourceParam[BinanceEndpoints],
         histories: dg.ResourceParam[RestHistories],
+        great_expectations: dg.ResourceParam[None],  # see great_expectations_process
     ):
-        load_in_background()  # GE's import overlaps the merge's reads instead of following them
-        days: dict[str, MergedDay] = {}
-
         def work(key: PartitionKey) -> PartitionResult:
             """Merge only: the run's days are checked and committed in batches."""
-            days[str(key)] = day = merge_trades_partition(key, lake, binance, histories)
-            return merged_day_result(day)
+            return merged_day_result(merge_trades_partition(key, lake, binance, histories))
 
-        def check_batch(batch: dict[str, PartitionResult]) -> None:
-            taken = {key: days.pop(key) for key in batch}  # the rows live on in `pending`
-            for key, outcomes in check_merged_days(taken).items():
-                batch[key].outcomes = outcomes
-                batch[key].written = not blocking_failures(outcomes)
-
-        yield from materialize_partitions(context, TRADES_CHECKS, work, lake, check_batch)
+        yield from materialize_partitions(context, TRADES_CHECKS, work, lake, check_merged_days)
 
     return trades
 
@@ -339,21 +331,14 @@ def _quotes_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefi
         description="Best bid/ask per instrument-day from the live quotes: ordered, deduplicated.",
         metadata={"table": "quotes"},
     )
-    def quotes(context: dg.AssetExecutionContext, lake: dg.ResourceParam[Lake]):
-        load_in_background()
-        checked: dict[str, pl.DataFrame] = {}
-
-        def work(key: PartitionKey) -> PartitionResult:
-            result, checked[str(key)] = quotes_day(key, lake)
-            return result
-
-        def check_batch(batch: dict[str, PartitionResult]) -> None:
-            taken = {key: checked.pop(key) for key in batch}
-            for key, outcomes in check_quotes_days(taken).items():
-                batch[key].outcomes = outcomes
-                batch[key].written = not blocking_failures(outcomes)
-
-        yield from materialize_partitions(context, QUOTES_CHECKS, work, lake, check_batch)
+    def quotes(
+        context: dg.AssetExecutionContext,
+        lake: dg.ResourceParam[Lake],
+        great_expectations: dg.ResourceParam[None],  # see great_expectations_process
+    ):
+        yield from materialize_partitions(
+            context, QUOTES_CHECKS, lambda key: quotes_day(key, lake), lake, check_quotes_days
+        )
 
     return quotes
 

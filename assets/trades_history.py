@@ -44,7 +44,6 @@ from marketlake.lake import Lake
 from marketlake.quality import (
     CheckOutcome,
     blocking_failures,
-    load_in_background,
     run_checks_batch,
 )
 
@@ -314,11 +313,9 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
         lake: dg.ResourceParam[Lake],
         binance: dg.ResourceParam[BinanceEndpoints],
         histories: dg.ResourceParam[RestHistories],
+        great_expectations: dg.ResourceParam[None],  # see great_expectations_process
     ):
-        load_in_background()  # GE's import overlaps the first download instead of following it
         clients = HistoryClients(binance, histories)
-
-        loads: dict[str, PartitionLoad] = {}
 
         def work(key: PartitionKey) -> PartitionResult:
             """Fetch only: the run's days are checked and committed in batches."""
@@ -332,7 +329,6 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
                 source=config.source,
                 exchange=key.venue,
             )
-            loads[str(key)] = load
             return PartitionResult(
                 metadata=load.metadata(),
                 summary=f"{load.frame.height:,} rows from {load.source} fetched "
@@ -340,17 +336,12 @@ def build_trades_history(partitions_def: dg.MultiPartitionsDefinition) -> dg.Ass
                 pending=PendingWrite(
                     TABLE, load.frame, load.partition(), schemas.MARKET_PARTITION_COLUMNS
                 ),
+                to_check=load,
             )
-
-        def check_batch(batch: dict[str, PartitionResult]) -> None:
-            taken = {key: loads.pop(key) for key in batch}  # the rows live on in `pending`
-            for key, outcomes in check_partitions(taken).items():
-                batch[key].outcomes = outcomes
-                batch[key].written = not blocking_failures(outcomes)
 
         try:
             yield from materialize_partitions(
-                context, TRADES_HISTORY_CHECKS, work, lake, check_batch=check_batch
+                context, TRADES_HISTORY_CHECKS, work, lake, check_batch=check_partitions
             )
         finally:
             clients.close()

@@ -2,11 +2,11 @@
 
 GE validates pandas frames, takes seconds to import (4-5 s) and draws progress bars by
 default, so it runs in a process of its own (`quality_process`), started on first use or,
-by a caller that knows checks will follow (the CLI's backfill and build, each asset step),
-ahead of time with `load_in_background`: its import then runs on another core instead of
-in front of the first partition's checks. Only the columns an expectation reads cross to
-it; it runs an ephemeral context with progress bars and analytics off: no files, no
-network, no telemetry.
+by a caller that knows checks will follow (the CLI's backfill and build, a run of the checked
+assets as it sets up its resources), ahead of time with `load_in_background`: its import then
+runs on another core instead of in front of the first partition's checks. Only the columns
+an expectation reads cross to it; it runs an ephemeral context with progress bars and
+analytics off: no files, no network, no telemetry.
 
 Every expectation of a call is validated in one suite against one batch: GE then loads the
 batch once and computes the metrics expectations share (row count, null masks) once.
@@ -195,10 +195,8 @@ def run_checks(
             if not result.success:
                 details[label] = {
                     "failing_rows": unexpected,
-                    "sample": [
-                        _plain(v) for v in result.result.get("partial_unexpected_list") or []
-                    ],
-                    "observed": _plain(result.result.get("observed_value")),
+                    "sample": result.result.get("partial_unexpected_list") or [],
+                    "observed": result.result.get("observed_value"),
                 }
         outcomes.append(
             CheckOutcome(
@@ -357,12 +355,3 @@ def _validate(gx: Any, batch: Any, expectations: Sequence[Expectation]) -> dict[
         else:
             raise RuntimeError(f"Great Expectations returned no result for {config.type}")
     return results
-
-
-def _plain(value: Any) -> Any:
-    """JSON-friendly values for metadata (numpy scalars and timestamps become plain)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)

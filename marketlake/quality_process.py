@@ -41,7 +41,8 @@ RESULT_FIELDS = ("unexpected_count", "partial_unexpected_list", "observed_value"
 
 @dataclass(frozen=True)
 class ExpectationResult:
-    """One expectation's verdict, in plain values that cross a pipe."""
+    """One expectation's verdict, in plain values that cross a pipe and go into Dagster
+    metadata as they are (the GE process makes numpy scalars and timestamps plain)."""
 
     success: bool
     result: dict[str, Any]
@@ -120,8 +121,6 @@ def _serve(requests: Connection, results: Connection) -> None:
 
 
 def _plain_result(result: Any) -> ExpectationResult:
-    from marketlake.quality import _plain
-
     fields = result.result or {}
     return ExpectationResult(
         bool(result.success),
@@ -133,6 +132,15 @@ def _plain_result(result: Any) -> ExpectationResult:
             "observed_value": _plain(fields.get("observed_value")),
         },
     )
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly values for metadata (numpy scalars and timestamps become plain)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
 
 
 def _picklable(error: Exception) -> Exception:

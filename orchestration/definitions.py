@@ -4,10 +4,7 @@ Importing this module reads nothing: `defs` is Dagster's lazy loader, called whe
 location loads; tests call `build_definitions(settings)` with their own settings.
 """
 
-import multiprocessing
-import sys
 import warnings
-from collections.abc import Sequence
 
 import dagster as dg
 
@@ -20,7 +17,6 @@ from assets.venue_prices import (
     build_venue_prices_job,
     build_venue_prices_schedule,
 )
-from marketlake.quality import load_in_background
 from orchestration.instance import tune_sqlite
 from orchestration.live import build_stream_job, build_stream_supervisor
 from orchestration.partitions import instrument_day_partitions
@@ -120,24 +116,7 @@ def defs() -> dg.Definitions:
 
     Every process that loads the location (code server, and each run worker the daemon
     launches) stores a local instance's events in SQLite write-ahead mode from then on.
-    A run worker also starts Great Expectations' process here, before Dagster loads the
-    rest of the run: its 4-5 s import then overlaps that, not the run's first checks."""
+    (A run that checks rows starts Great Expectations' process as it sets up its
+    resources: `assets.partitioned.great_expectations_process`.)"""
     tune_sqlite()
-    if executes_a_run(sys.argv):
-        load_in_background()
     return build_definitions(Settings.from_env())
-
-
-def executes_a_run(argv: Sequence[str]) -> bool:
-    """Whether this process is one Dagster started to execute a run or a step.
-
-    Either it was launched as `dagster api execute_run` / `execute_step` (the command of the
-    Docker and Kubernetes run launchers, and of the multiprocess executor's steps), or it is
-    the child a code server (`dagster api grpc`) spawns for each run the default run launcher
-    starts: a spawned child keeps its parent's argv, and a code server spawns nothing else.
-    The code server itself loads the location too, but never validates a row.
-    """
-    command = tuple(argv[1:3])
-    if command in (("api", "execute_run"), ("api", "execute_step")):
-        return True
-    return command == ("api", "grpc") and multiprocessing.parent_process() is not None

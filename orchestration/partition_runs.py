@@ -25,7 +25,7 @@ from orchestration.instance import local_instance
 from orchestration.orphans import fail_orphaned_runs
 from orchestration.report import PartitionOutcome, RunReport
 from orchestration.resources import binance_endpoints, lake_of
-from orchestration.run_batches import RunBatch, execute_batch, plan_batches, singles
+from orchestration.run_batches import RunBatch, execute_batch, execute_run, plan_batches, singles
 from orchestration.settings import Settings
 from orchestration.symbols import register_instruments
 from orchestration.validation import check_lake, check_size, validate_range
@@ -116,13 +116,7 @@ def build_venue_prices(
     instance = cli_instance(console)
     ok = True
     for date in dates:
-        result = job.execute_in_process(
-            partition_key=date.isoformat(),
-            instance=instance,
-            raise_on_error=False,
-            run_config=QUIET_RUN_CONFIG,
-            tags={"marketlake/launched_by": "cli"},
-        )
+        result = execute_run(job, instance, QUIET_RUN_CONFIG, date.isoformat())
         ok = ok and result.success
         if console is not None:
             console.print(f"venue_prices_1m {date}: {'written' if result.success else 'FAILED'}")

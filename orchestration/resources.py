@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from assets.partitioned import great_expectations_process
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from marketlake.exchanges.histories import RestHistories
 from marketlake.exchanges.registry import DERIBIT, OKX, venue
@@ -115,4 +116,5 @@ def build_resources(settings: Settings) -> dict[str, dg.ResourceDefinition]:
             description=f"websockets: Binance {binance.ws_url}, Coinbase {live.coinbase_ws_url}, "
             + ", ".join(f"{name} {ws}" for name, ws, _rest in live.others),
         ),
+        "great_expectations": great_expectations_process,
     }

@@ -102,15 +102,28 @@ def execute_batch(
     """Run `batch` in this process against `instance`; an outcome per instrument-day."""
     arguments = batch.run_arguments()
     started = time.perf_counter()
-    result = job.execute_in_process(
-        partition_key=arguments["partition_key"],
+    result = execute_run(job, instance, run_config, arguments["partition_key"], arguments["tags"])
+    seconds = time.perf_counter() - started
+    return outcomes_of(result, batch.keys, seconds, set(job.asset_layer.selected_asset_keys))
+
+
+def execute_run(
+    job: dg.JobDefinition,
+    instance: dg.DagsterInstance,
+    run_config: dict,
+    partition_key: str | None,
+    tags: dict[str, str] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """One CLI run of `job` in this process: failures are returned, not raised, and the run
+    is tagged as the CLI's and with this process, so a later CLI start can tell whether it
+    is still running (`orchestration.orphans`)."""
+    return job.execute_in_process(
+        partition_key=partition_key,
         instance=instance,
         raise_on_error=False,
         run_config=run_config,
-        tags={**arguments["tags"], "marketlake/launched_by": "cli", **process_tags()},
+        tags={**(tags or {}), "marketlake/launched_by": "cli", **process_tags()},
     )
-    seconds = time.perf_counter() - started
-    return outcomes_of(result, batch.keys, seconds, set(job.asset_layer.selected_asset_keys))
 
 
 def outcomes_of(

@@ -8,7 +8,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from assets.partitioned import PartitionKey
+from assets.partitioned import PartitionKey, great_expectations_process
 from assets.trades_history import build_trades_history
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from marketlake.exchanges.histories import RestHistories
@@ -49,6 +49,7 @@ def materialize(asset, sim, lake: Lake, key: str, source: str = "auto"):
             # Binance points nowhere: an OKX or Deribit day must not ask it anything
             "binance": BinanceEndpoints(archive_url=NOWHERE, rest_url=NOWHERE),
             "histories": RestHistories(okx_rest_url=sim.base_url, deribit_rest_url=sim.base_url),
+            "great_expectations": great_expectations_process,
         },
         run_config={"ops": {"trades_history": {"config": {"source": source}}}},
         raise_on_error=False,

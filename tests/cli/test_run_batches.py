@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 
 import pytest
 
 from assets.partitioned import failure_reasons
 from marketlake.instruments import Instrument
+from orchestration.instance import local_instance
+from orchestration.orphans import HOST_TAG, PID_TAG
+from orchestration.partition_runs import build_venue_prices
 from orchestration.run_batches import RunBatch, plan_batches, singles
+from orchestration.settings import Settings
 
 D = dt.date(2024, 1, 30)
 BTC, ETH = Instrument("binance", "BTCUSDT"), Instrument("binance", "ETHUSDT")
@@ -66,3 +72,14 @@ def test_each_failed_instrument_day_is_read_back_from_the_steps_failure():
         "2024-03-04|coinbase:BTC-USD": "ValueError: bad CSV; line 3: x",
     }
     assert failure_reasons("ValueError: something else") == {}
+
+
+def test_a_venue_prices_run_of_the_cli_carries_its_process_so_a_later_start_can_tell_it_died(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    build_venue_prices(Settings(lake=str(tmp_path / "lake")), [dt.date(2024, 3, 1)])
+    (run,) = local_instance().get_runs()
+    assert (run.job_name, run.tags["dagster/partition"]) == ("venue_prices_job", "2024-03-01")
+    assert run.tags["marketlake/launched_by"] == "cli"
+    assert (run.tags[HOST_TAG], run.tags[PID_TAG]) == (socket.gethostname(), str(os.getpid()))

@@ -10,9 +10,15 @@ import dagster as dg
 import pytest
 
 from assets.partitioned import PartitionKey
+from marketlake import quality
 from marketlake.instruments import Instrument
+from marketlake.simulator.data import SimConfig
+from marketlake.simulator.server import Simulator
+from marketlake.simulator.websocket import WsSimulator
 from orchestration.definitions import build_definitions
+from orchestration.live import JOB_NAME
 from orchestration.partitions import partition_keys
+from orchestration.run_batches import root_cause
 from orchestration.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,13 +152,50 @@ def test_importing_the_definitions_reads_no_environment_until_dagster_loads_them
     assert "MARKETLAKE_START_DATE" in result.stdout
 
 
-def test_only_a_process_that_executes_a_run_starts_great_expectations_early():
-    from orchestration.definitions import executes_a_run
+@pytest.fixture
+def no_ge_process(monkeypatch):
+    """This process as if it had not started Great Expectations' process yet; the one a
+    test starts is stopped after it."""
+    monkeypatch.setattr(quality, "_process", None)
+    yield
+    if quality._process is not None:
+        quality._process._child.kill()  # mid-import: no need to wait for it
+        quality._process.close()
 
-    dagster = "/venv/bin/dagster"
-    assert executes_a_run([dagster, "api", "execute_run", "{}"])
-    assert executes_a_run([dagster, "api", "execute_step", "--compressed-input-json", "x"])
-    # the code server itself (no multiprocessing parent here), the webserver, the daemon
-    assert not executes_a_run([dagster, "api", "grpc", "--lazy-load-user-code"])
-    assert not executes_a_run([dagster, "dev", "-m", "orchestration.definitions"])
-    assert not executes_a_run([dagster, "daemon", "run"])
+
+def test_a_stream_run_never_starts_great_expectations(tmp_path, no_ge_process):
+    config = SimConfig(trades_per_day=10_000, symbols=("BTCUSDT",))
+    with Simulator(config) as http, WsSimulator(config) as ws:
+        settings = Settings(
+            lake=str(tmp_path / "lake"), binance_rest_url=http.base_url, binance_ws_url=ws.url
+        )
+        result = (
+            build_definitions(settings)
+            .resolve_job_def(JOB_NAME)
+            .execute_in_process(
+                instance=dg.DagsterInstance.ephemeral(),
+                run_config={
+                    "ops": {"land_ticks": {"config": {"symbols": ["BTCUSDT"], "max_seconds": 1}}}
+                },
+            )
+        )
+    assert result.success
+    assert quality._process is None
+
+
+def test_a_run_that_checks_rows_starts_great_expectations_before_its_first_day(
+    tmp_path, no_ge_process
+):
+    # Coinbase serves no history: the step fails on its first day, before any fetch or check.
+    key = "2024-03-01|coinbase:BTC-USD"
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("instruments", ["coinbase:BTC-USD"])
+    result = (
+        build_definitions(Settings(lake=str(tmp_path / "lake")))
+        .resolve_job_def("trades_history_job")
+        .execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
+    )
+    assert not result.success
+    (failure,) = result.get_step_failure_events()
+    assert "serves no trade history" in root_cause(failure.step_failure_data.error)
+    assert quality._process is not None
