@@ -86,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "book_resyncs": stats.book_resyncs,
         "unwritten_rows": stats.unwritten_rows,
         "spilled": stats.spilled,
+        "maybe_landed_rows": stats.maybe_landed_rows,
+        "spilled_maybe_landed": stats.spilled_maybe_landed,
     }
     print(orjson.dumps(summary).decode(), flush=True)
     return 1 if stats.unwritten_rows else 0

@@ -182,10 +182,11 @@ def latency(seconds: float, trades_per_s: float, symbols: int) -> dict[str, obje
             symbols=config.symbols,
             ws_url=sim.url,
             lake=lake,
-            duration_s=seconds,
             handle_signals=False,
         )
-        stats = StreamRunner(stream, on_commit=on_commit).run()
+        runner = StreamRunner(stream, on_commit=on_commit)
+        threading.Thread(target=_stop_once_flowed, args=(runner, seconds), daemon=True).start()
+        stats = runner.run()
     values = np.concatenate(lags) if lags else np.array([])
     pct = (
         {f"p{q}": round(float(np.percentile(values, q)), 1) for q in (50, 95, 99)}
@@ -203,6 +204,20 @@ def latency(seconds: float, trades_per_s: float, symbols: int) -> dict[str, obje
         },
         "messages": stats.messages,
     }
+
+
+def _stop_once_flowed(runner: StreamRunner, seconds: float, connect_s: float = 60.0) -> None:
+    """Stop ``runner`` ``seconds`` after its first frame (or after ``connect_s`` without one).
+
+    Timed from the first frame, not from the start: a child starved on a loaded machine can
+    take seconds to connect, and a short run timed from the start could then land no trade
+    at all. Connecting is no part of the latency measured.
+    """
+    deadline = time.monotonic() + connect_s
+    while runner.stats.messages == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(seconds)
+    runner.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

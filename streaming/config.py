@@ -123,6 +123,10 @@ class StreamStats:
     gaps: int = 0
     gaps_filled: int = 0
     gap_rows_filled: int = 0
+    #: Gaps not fetched from REST (no filler, or larger than ``max_gap_fill``: left to the
+    #: daily backfill), and ranges given up after `streaming.lander.MAX_FILL_ATTEMPTS` fills.
+    gaps_not_filled: int = 0
+    gap_fills_failed: int = 0
     quarantined: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
@@ -138,5 +142,9 @@ class StreamStats:
     #: Rows that could not be written by shutdown, and where they were spilled.
     unwritten_rows: int = 0
     spilled: list[str] = field(default_factory=list)
+    #: Of those, the rows of a commit still running when the writer's deadline passed: they
+    #: may be in the table as well (all or none), in the ``*-maybe-landed`` files listed here.
+    maybe_landed_rows: int = 0
+    spilled_maybe_landed: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     last_trade_id: dict[str, int] = field(default_factory=dict)

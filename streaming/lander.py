@@ -334,6 +334,7 @@ class Lander:
         """
         for gap in self.sequencer.due(float("inf") if all_now else time.monotonic()):
             if self.filler is None:
+                self.stats.gaps_not_filled += 1
                 self.event(
                     "gap_not_filled",
                     {**_range(gap), "why": "no REST filler for this exchange"},
@@ -342,6 +343,7 @@ class Lander:
                 continue
             if gap.count > self.config.max_gap_fill:
                 why = f"more than {self.config.max_gap_fill} ids: left to the daily backfill"
+                self.stats.gaps_not_filled += 1
                 self.event("gap_not_filled", {**_range(gap), "why": why}, gap.symbol)
                 continue
             self._filling.append(gap)
@@ -404,6 +406,7 @@ class Lander:
             )
         else:
             self._unfilled.append(gap)
+            self.stats.gap_fills_failed += 1
             self.event(
                 "gap_fill_failed",
                 {**_range(gap), "attempts": gap.attempts, "error": error},

@@ -345,16 +345,26 @@ class StreamRunner:
         stats.last_trade_id = dict(lander.sequencer.last)
         stats.elapsed_s = time.monotonic() - self._started
         if unwritten:
-            stats.unwritten_rows = sum(f.height for frames in unwritten for f in frames.values())
+            stats.unwritten_rows = sum(flush.rows for flush in unwritten)
             directory = config.spill_dir or (
                 Path(config.lake) / "_spill" if Lake(config.lake).is_local else Path("spill")
             )
-            stats.spilled = await asyncio.to_thread(spill, unwritten, directory)
+            spilled = await asyncio.to_thread(spill, unwritten, directory)
+            stats.spilled = spilled.paths
+            stats.spilled_maybe_landed = spilled.maybe_landed
+            stats.maybe_landed_rows = spilled.maybe_landed_rows
             log.error(
                 "%d rows could not be written to the lake; spilled to %s",
                 stats.unwritten_rows,
                 stats.spilled,
             )
+            if spilled.maybe_landed:
+                log.error(
+                    "%d of them may be in the lake as well (a commit still running at the "
+                    "deadline): check before appending %s",
+                    spilled.maybe_landed_rows,
+                    spilled.maybe_landed,
+                )
 
 
 def _open_capture(path: Path | None) -> IO[bytes] | None:

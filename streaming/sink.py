@@ -10,7 +10,8 @@ A failing write is retried with capped backoff, forever while running; the batch
 the head of the queue (later flushes queue behind it, in memory) and the error is surfaced
 in the stats and the status callback. A table already committed is not re-committed when
 a sibling table of the same flush fails. At shutdown the writer keeps trying until its
-deadline; what is still unwritten is spilled to Parquet files and reported, never dropped.
+deadline; what is still unwritten is spilled to Parquet files and reported, never dropped
+(`DeltaSink.close` says what happens to a commit still running at the deadline).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,9 @@ CommitHook = Callable[[str, pl.DataFrame, int], None]
 
 class DeltaSink:
     """Writes flushes to the lake on its own thread, retrying until they land."""
+
+    #: How long `close` waits past its deadline for the flush being written to finish.
+    CLOSE_GRACE_S = 5.0
 
     def __init__(
         self,
@@ -64,6 +69,11 @@ class DeltaSink:
         self._cond = threading.Condition()
         self._closing = False
         self._deadline = float("inf")
+        #: Set by `close` when it takes the queue over: from then on the writer commits
+        #: nothing more and touches neither the queue nor the flush it was writing.
+        self._handed_over = False
+        #: The table whose commit is running right now (the head flush's), if any.
+        self._committing: str | None = None
         self._thread = threading.Thread(target=self._run, name="delta-sink", daemon=True)
         self.land_lag_ms: float | None = None
         self.last_flush_us: int | None = None
@@ -82,23 +92,53 @@ class DeltaSink:
         with self._cond:
             return sum(p.rows for p in self._queue)
 
-    def close(self, timeout_s: float) -> list[dict[str, pl.DataFrame]]:
-        """Write what is queued, trying for at most ``timeout_s``; return what never landed."""
+    def close(self, timeout_s: float) -> list[Unwritten]:
+        """Write what is queued, trying for at most ``timeout_s``; return what never landed.
+
+        The writer starts no new flush after the deadline and is given `CLOSE_GRACE_S` more
+        to finish the one it is writing. If even that is not enough (a commit hanging on a
+        loaded machine or a stalled object store), `close` takes the queue over anyway: the
+        writer commits nothing more, and every table not committed is returned, in order, to
+        be spilled. The one commit still running then cannot be called off (deltalake has no
+        cancel) and may still land: its table comes back too, marked ``maybe_landed``.
+
+        Spilled as well rather than waited for, because a wait would be unbounded: a hung
+        commit would hold a stopping run past its grace (SIGTERM then SIGKILL, a Dagster
+        termination) and everything queued behind it would be lost with the process. Spilled,
+        every row is in the table or in the spill, and the only possible duplicate is named:
+        a Delta commit is atomic, so that file's rows are either all in the table already or
+        none are (the writer logs which, if the commit returns before the process ends).
+        """
         with self._cond:
             self._closing = True
             self._deadline = time.monotonic() + timeout_s
             self._cond.notify_all()
-        self._thread.join(timeout_s + 5.0)
+        self._thread.join(timeout_s + self.CLOSE_GRACE_S)
         with self._cond:
+            self._handed_over = True
             left = list(self._queue)
             self._queue.clear()
+            in_doubt = self._committing if self._thread.is_alive() else None
+            # Snapshots under the lock: the writer's later bookkeeping cannot change them.
+            built = [pending.built_frames() for pending in left]
         unwritten = []
-        for pending in left:
+        for index, (pending, frames) in enumerate(zip(left, built, strict=True)):
             try:
-                unwritten.append(pending.remaining_frames(self.exchange))
+                frames = pending.frames(self.exchange) if frames is None else frames
             except Exception as error:  # a bug in frame building: say so, loudly
                 self.stats.last_error = f"could not build frames to spill: {error!r}"[:500]
                 log.exception("could not build frames of an unwritten flush")
+                continue
+            doubt = in_doubt if index == 0 and in_doubt in frames else None
+            if frames:
+                unwritten.append(Unwritten(frames, maybe_landed=doubt))
+        if in_doubt is not None:
+            log.error(
+                "the %s commit was still running %s s after the shutdown deadline: its rows "
+                "are spilled too and may also be in the table (maybe_landed)",
+                in_doubt,
+                self.CLOSE_GRACE_S,
+            )
         return unwritten
 
     # --- the writer thread --------------------------------------------------------------------
@@ -108,27 +148,62 @@ class DeltaSink:
             with self._cond:
                 while not self._queue and not self._closing:
                     self._cond.wait()
-                if not self._queue:
+                if not self._queue or self._handed_over:
                     return
+                if self._closing and time.monotonic() >= self._deadline:
+                    return  # out of time: close() spills what is left
                 pending = self._queue[0]
             if not self._write(pending):
                 return  # shutting down with the lake still failing: close() spills the rest
             with self._cond:
+                if self._handed_over:
+                    return
                 self._queue.popleft()
 
     def _write(self, pending: _Pending) -> bool:
-        """Commit every table of one flush, then the checkpoint; False if it gave up."""
+        """Commit every table of one flush, then the checkpoint; False if it gave up.
+
+        Tables leave the flush (under the lock) as they are committed, so `close` always
+        sees exactly the tables not committed yet, and ``_committing`` the one in doubt.
+        """
         attempt = 0
         while True:
             try:
                 frames = pending.frames(self.exchange)
                 for table, frame in list(frames.items()):
-                    self.lake.append(table, frame, buffers.PARTITIONS[table])
+                    with self._cond:
+                        if self._handed_over:
+                            return False
+                        self._committing = table
+                    try:
+                        self.lake.append(table, frame, buffers.PARTITIONS[table])
+                    finally:
+                        with self._cond:
+                            self._committing = None
+                            late = self._handed_over
                     committed = now_us()
-                    del frames[table]
+                    if late:
+                        log.warning(
+                            "the %s commit still running at the shutdown deadline landed after "
+                            "all (%d rows): its maybe_landed spill file is already in the table",
+                            table,
+                            frame.height,
+                        )
+                        return False
+                    with self._cond:
+                        del frames[table]
                     self._landed(table, frame, committed)
                 break
             except Exception as error:  # any storage error: keep the rows, retry
+                with self._cond:
+                    if self._handed_over:  # the run's stats are final: only say it
+                        log.warning(
+                            "the commit still running at the shutdown deadline failed: its "
+                            "maybe_landed spill file is the only copy of its rows (%s: %s)",
+                            type(error).__name__,
+                            error,
+                        )
+                        return False
                 attempt += 1
                 self.stats.write_errors += 1
                 self.stats.last_error = f"{type(error).__name__}: {error}"[:500]
@@ -174,6 +249,8 @@ class DeltaSink:
                 "gaps": stats.gaps,
                 "gaps_filled": stats.gaps_filled,
                 "gap_rows_filled": stats.gap_rows_filled,
+                "gaps_not_filled": stats.gaps_not_filled,
+                "gap_fills_failed": stats.gap_fills_failed,
                 "reconnects": stats.reconnects,
                 "disconnects": stats.disconnects,
                 "write_errors": stats.write_errors,
@@ -213,29 +290,72 @@ class _Pending:
             self._frames = buffers.frames(self.taken, exchange, now_us())
         return self._frames
 
-    def remaining_frames(self, exchange: str) -> dict[str, pl.DataFrame]:
-        return self.frames(exchange)
+    def built_frames(self) -> dict[str, pl.DataFrame] | None:
+        """A copy of the tables not committed yet, or None if the frames were never built."""
+        return None if self._frames is None else dict(self._frames)
 
 
-def spill(unwritten: list[dict[str, pl.DataFrame]], directory: Path) -> list[str]:
-    """Write frames the lake refused to local Parquet files (one per table and flush)."""
+@dataclass
+class Unwritten:
+    """The tables of one flush that did not land by shutdown, to be spilled."""
+
+    frames: dict[str, pl.DataFrame]
+    #: The table whose commit was still running when `DeltaSink.close` gave up on it: its
+    #: rows may be in the table as well (all of them or none: a commit is atomic).
+    maybe_landed: str | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(frame.height for frame in self.frames.values())
+
+
+MAYBE_LANDED = "maybe-landed"
+
+
+@dataclass
+class Spilled:
+    """Where `spill` put the rows: every file, and those whose rows may also be in the lake."""
+
+    paths: list[str]
+    maybe_landed: list[str]
+    maybe_landed_rows: int
+
+
+def spill(unwritten: list[Unwritten], directory: Path) -> Spilled:
+    """Write frames the lake did not take to local Parquet files (one per table and flush).
+
+    A ``*-maybe-landed.parquet`` file holds the rows of a commit that was still running at
+    the deadline: check the table before appending it (the README says so too).
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths: list[str] = []
+    maybe: list[str] = []
+    maybe_rows = 0
     stamp = now_us()
-    for index, frames in enumerate(unwritten):
-        for table, frame in frames.items():
-            path = directory / f"{table}-{stamp}-{index}.parquet"
+    for index, flush in enumerate(unwritten):
+        for table, frame in flush.frames.items():
+            doubt = table == flush.maybe_landed
+            suffix = f"-{MAYBE_LANDED}" if doubt else ""
+            path = directory / f"{table}-{stamp}-{index}{suffix}.parquet"
             frame.write_parquet(path)
             paths.append(str(path))
+            if doubt:
+                maybe.append(str(path))
+                maybe_rows += frame.height
     if paths:
-        (directory / f"README-{stamp}.json").write_bytes(
-            orjson.dumps(
-                {
-                    "why": "the lake stayed unwritable until shutdown; append these files "
-                    "to the named tables (Lake.append) once it is back",
-                    "files": paths,
-                },
-                option=orjson.OPT_INDENT_2,
+        readme: dict[str, object] = {
+            "why": "the lake stayed unwritable (or too slow) until shutdown; append these files "
+            "to the named tables (Lake.append) once it is back",
+            "files": paths,
+        }
+        if maybe:
+            readme["maybe_landed"] = maybe
+            readme["maybe_landed_why"] = (
+                "these commits were still running when the writer's deadline passed: each "
+                "file's rows are either all in its table already or not at all; look for them "
+                "there (e.g. by received_at) before appending"
             )
+        (directory / f"README-{stamp}.json").write_bytes(
+            orjson.dumps(readme, option=orjson.OPT_INDENT_2)
         )
-    return paths
+    return Spilled(paths, maybe, maybe_rows)

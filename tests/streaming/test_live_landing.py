@@ -7,6 +7,7 @@ what lands can be compared with the ground truth (`simulator.data`), id for id.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from marketlake.simulator.book import depth_at
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.websocket import WsFaults, WsSimulator
 from streaming import StreamConfig, StreamRunner, StreamStats, StreamStatus
+from streaming.sink import DeltaSink
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 CONFIG = SimConfig(seed=11, trades_per_day=86_400 * 40, symbols=SYMBOLS)  # 40 trades/s each
@@ -384,6 +386,70 @@ def test_rows_the_lake_never_takes_are_spilled_at_shutdown_not_dropped(
         [pl.read_parquet(p) for p in stats.spilled if Path(p).name.startswith("ticks_trades")]
     )
     assert spilled.schema == schemas.TICKS_TRADES and spilled.height == sent
+
+
+@pytest.mark.parametrize("outcome", ["lands", "fails"])
+def test_a_commit_still_running_at_the_shutdown_deadline_is_spilled_and_named_maybe_landed(
+    outcome: str,
+    tmp_path: Path,
+    landing: Callable[..., Landing],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trades commit hangs past the deadline, then lands (or fails) after shutdown.
+
+    Every trade must be in the table or in the spill; the only rows that may be in both are
+    those of the file named maybe-landed; the writer thread ends without an exception.
+    """
+    real_append = Lake.append
+    armed, entered, release = threading.Event(), threading.Event(), threading.Event()
+
+    def hanging_append(self: Lake, table: str, frame: pl.DataFrame, partition_by: object) -> int:
+        if table == "ticks_trades" and armed.is_set() and not entered.is_set():
+            entered.set()
+            release.wait(60)
+            if outcome == "fails":
+                raise OSError("simulated: the hung commit failed after all")
+        return real_append(self, table, frame, partition_by)  # type: ignore[arg-type]
+
+    thread_errors: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: thread_errors.append(args.exc_value))
+    monkeypatch.setattr(Lake, "append", hanging_append)
+    monkeypatch.setattr(DeltaSink, "CLOSE_GRACE_S", 0.2)
+    lake, spill_dir = tmp_path / "lake", tmp_path / "spill"
+    with WsSimulator(CONFIG) as sim:
+        config = stream_config(sim.url, lake, shutdown_timeout_s=0.2, spill_dir=spill_dir)
+        run = landing(config)
+        wait_until(lambda: run.runner.stats.rows_landed.get("ticks_trades", 0) > 0, 60, "trades")
+        armed.set()
+        wait_until(entered.is_set, 60, "a trades commit to hang")
+        stats = run_then_drain(sim, run, 0.5)  # queued behind the hung commit
+        sent = sim.stats.sent_trade_ids
+    release.set()
+    for writer in [t for t in threading.enumerate() if t.name == "delta-sink"]:
+        writer.join(60)
+        assert not writer.is_alive()
+    assert thread_errors == []
+
+    assert stats.unwritten_rows > 0 and len(stats.spilled_maybe_landed) == 1
+    [maybe_path] = stats.spilled_maybe_landed
+    assert Path(maybe_path).name.startswith("ticks_trades-") and maybe_path in stats.spilled
+    maybe = pl.read_parquet(maybe_path)
+    assert stats.maybe_landed_rows == maybe.height > 0
+    readme = orjson.loads(next(spill_dir.glob("README-*.json")).read_bytes())
+    assert readme["maybe_landed"] == [maybe_path]
+    others = [p for p in stats.spilled if p != maybe_path and Path(p).name.startswith("ticks_")]
+    spilled = pl.concat([pl.read_parquet(p) for p in others if "ticks_trades" in p])
+    table = trades(lake)
+    assert table["trade_id"].is_unique().all()  # no flush was committed twice
+    # The maybe-landed commit is atomic: all its rows in the table, or none of them.
+    in_table = maybe.join(table, on=["symbol", "trade_id"], how="semi").height
+    assert in_table == (maybe.height if outcome == "lands" else 0)
+    # No other spilled row is in the table, and together they hold every trade sent.
+    assert spilled.join(table, on=["symbol", "trade_id"], how="semi").is_empty()
+    everything = pl.concat([table, spilled, maybe])
+    for symbol in SYMBOLS:
+        ids = set(everything.filter(pl.col("symbol") == symbol)["trade_id"])
+        assert ids == sent[symbol]
 
 
 def test_cancelling_the_run_lands_what_was_buffered_then_reraises(tmp_path: Path) -> None:
