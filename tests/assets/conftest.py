@@ -35,9 +35,11 @@ def world(sim, tmp_path):
         binance_archive_url=sim.base_url,
         binance_rest_url=sim.base_url,
     )
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("instruments", [f"binance:{s}" for s in SYMBOLS])
-    return World(sim, Lake(settings.lake), settings, build_definitions(settings), instance)
+    # Disposed here, on this thread: left to the garbage collector, its SQLite connections
+    # are closed from whatever thread collects them, which sqlite3 refuses (logged errors).
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("instruments", [f"binance:{s}" for s in SYMBOLS])
+        yield World(sim, Lake(settings.lake), settings, build_definitions(settings), instance)
 
 
 @dataclasses.dataclass
