@@ -153,6 +153,9 @@ def throughput(
         "messages": stats.messages,
         "rows_landed": stats.rows_landed,
         "flushes": stats.flushes,
+        "commits": stats.commits,
+        "flushes_grouped": stats.flushes_grouped,
+        "unwritten_rows": stats.unwritten_rows,
         "lander_cpu_percent": round(cpu_percent),
         # What one core would land if the lander had it to itself (a shared machine gives
         # it less): frames per CPU-second the lander used.

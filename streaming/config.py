@@ -137,7 +137,11 @@ class StreamStats:
     book_breaks: int = 0
     book_resyncs: int = 0
     write_errors: int = 0
+    #: Flushes landed, and the Delta commits that landed them: a writer behind its flushes
+    #: commits the queued ones together (one commit per table), counted in flushes_grouped.
     flushes: int = 0
+    commits: int = 0
+    flushes_grouped: int = 0
     last_error: str | None = None
     #: Rows that could not be written by shutdown, and where they were spilled.
     unwritten_rows: int = 0

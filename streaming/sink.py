@@ -6,10 +6,18 @@ the frames, appends one commit per table and then writes the checkpoint. Flushes
 written strictly in order by a single thread, so the checkpoint never claims a later flush
 before an earlier one has landed.
 
-A failing write is retried with capped backoff, forever while running; the batch stays at
-the head of the queue (later flushes queue behind it, in memory) and the error is surfaced
+Group commit: a commit costs about the same for 10 rows as for 100,000, so a writer that
+finds several flushes queued takes them all (up to ``group_max_flushes`` and
+``group_max_rows``, so one commit stays bounded) and lands them as one commit per table,
+each table's frames concatenated in flush order, then writes the checkpoint of the group's
+last flush. A writer that falls behind thus catches up instead of queueing without bound.
+A group is all or nothing per table, like a single flush: the checkpoint is written only
+once every table of the group has landed.
+
+A failing write is retried with capped backoff, forever while running; the group stays
+the one being written (later flushes queue behind it, in memory) and the error is surfaced
 in the stats and the status callback. A table already committed is not re-committed when
-a sibling table of the same flush fails. At shutdown the writer keeps trying until its
+a sibling table of the same group fails. At shutdown the writer keeps trying until its
 deadline; what is still unwritten is spilled to Parquet files and reported, never dropped
 (`DeltaSink.close` says what happens to a commit still running at the deadline).
 """
@@ -42,8 +50,12 @@ CommitHook = Callable[[str, pl.DataFrame, int], None]
 class DeltaSink:
     """Writes flushes to the lake on its own thread, retrying until they land."""
 
-    #: How long `close` waits past its deadline for the flush being written to finish.
+    #: How long `close` waits past its deadline for the group being written to finish.
     CLOSE_GRACE_S = 5.0
+    #: At most this many queued flushes, or rows (the first flush always goes), per commit:
+    #: 5 s of production flushes, and a commit (and a maybe-landed spill) of bounded size.
+    GROUP_MAX_FLUSHES = 64
+    GROUP_MAX_ROWS = 500_000
 
     def __init__(
         self,
@@ -56,6 +68,8 @@ class DeltaSink:
         on_commit: CommitHook | None = None,
         retry_base_s: float = 0.5,
         retry_cap_s: float = 30.0,
+        group_max_flushes: int | None = None,
+        group_max_rows: int | None = None,
     ) -> None:
         self.lake = lake
         self.exchange = exchange
@@ -65,14 +79,19 @@ class DeltaSink:
         self._on_commit = on_commit
         self._retry_base_s = retry_base_s
         self._retry_cap_s = retry_cap_s
-        self._queue: collections.deque[_Pending] = collections.deque()
+        self._group_max_flushes = group_max_flushes or self.GROUP_MAX_FLUSHES
+        self._group_max_rows = group_max_rows or self.GROUP_MAX_ROWS
+        #: Flushes not taken by the writer yet, and the group it is writing (taken off the
+        #: queue, kept until all its tables and its checkpoint are written).
+        self._queue: collections.deque[buffers.Taken] = collections.deque()
+        self._writing: _Group | None = None
         self._cond = threading.Condition()
         self._closing = False
         self._deadline = float("inf")
         #: Set by `close` when it takes the queue over: from then on the writer commits
         #: nothing more and touches neither the queue nor the flush it was writing.
         self._handed_over = False
-        #: The table whose commit is running right now (the head flush's), if any.
+        #: The table whose commit is running right now (the group's), if any.
         self._committing: str | None = None
         self._thread = threading.Thread(target=self._run, name="delta-sink", daemon=True)
         self.land_lag_ms: float | None = None
@@ -84,23 +103,26 @@ class DeltaSink:
 
     def submit(self, taken: buffers.Taken) -> None:
         with self._cond:
-            self._queue.append(_Pending(taken))
+            self._queue.append(taken)
             self._cond.notify_all()
 
     @property
     def pending_rows(self) -> int:
         with self._cond:
-            return sum(p.rows for p in self._queue)
+            writing = self._writing.rows if self._writing is not None else 0
+            return writing + sum(taken.rows for taken in self._queue)
 
     def close(self, timeout_s: float) -> list[Unwritten]:
         """Write what is queued, trying for at most ``timeout_s``; return what never landed.
 
-        The writer starts no new flush after the deadline and is given `CLOSE_GRACE_S` more
+        The writer starts no new group after the deadline and is given `CLOSE_GRACE_S` more
         to finish the one it is writing. If even that is not enough (a commit hanging on a
         loaded machine or a stalled object store), `close` takes the queue over anyway: the
         writer commits nothing more, and every table not committed is returned, in order, to
-        be spilled. The one commit still running then cannot be called off (deltalake has no
-        cancel) and may still land: its table comes back too, marked ``maybe_landed``.
+        be spilled (the group being written as one `Unwritten`, each queued flush as one).
+        The one commit still running then cannot be called off (deltalake has no cancel) and
+        may still land: its table comes back too, marked ``maybe_landed``, in one file with
+        exactly the rows of that commit.
 
         Spilled as well rather than waited for, because a wait would be unbounded: a hung
         commit would hold a stopping run past its grace (SIGTERM then SIGKILL, a Dagster
@@ -116,20 +138,22 @@ class DeltaSink:
         self._thread.join(timeout_s + self.CLOSE_GRACE_S)
         with self._cond:
             self._handed_over = True
+            group = self._writing
             left = list(self._queue)
             self._queue.clear()
             in_doubt = self._committing if self._thread.is_alive() else None
-            # Snapshots under the lock: the writer's later bookkeeping cannot change them.
-            built = [pending.built_frames() for pending in left]
+            # A snapshot under the lock: the writer's later bookkeeping cannot change it.
+            built = group.built_frames() if group is not None else None
+        batches = ([group.flushes] if group is not None else []) + [[taken] for taken in left]
         unwritten = []
-        for index, (pending, frames) in enumerate(zip(left, built, strict=True)):
+        for index, flushes in enumerate(batches):
             try:
-                frames = pending.frames(self.exchange) if frames is None else frames
+                frames = built if index == 0 and built is not None else self._frames(flushes)
             except Exception as error:  # a bug in frame building: say so, loudly
                 self.stats.last_error = f"could not build frames to spill: {error!r}"[:500]
                 log.exception("could not build frames of an unwritten flush")
                 continue
-            doubt = in_doubt if index == 0 and in_doubt in frames else None
+            doubt = in_doubt if index == 0 and group is not None and in_doubt in frames else None
             if frames:
                 unwritten.append(Unwritten(frames, maybe_landed=doubt))
         if in_doubt is not None:
@@ -152,24 +176,50 @@ class DeltaSink:
                     return
                 if self._closing and time.monotonic() >= self._deadline:
                     return  # out of time: close() spills what is left
-                pending = self._queue[0]
-            if not self._write(pending):
+                group = self._writing = self._take_group()
+            if not self._write(group):
                 return  # shutting down with the lake still failing: close() spills the rest
             with self._cond:
                 if self._handed_over:
                     return
-                self._queue.popleft()
+                self._writing = None
 
-    def _write(self, pending: _Pending) -> bool:
-        """Commit every table of one flush, then the checkpoint; False if it gave up.
+    def _take_group(self) -> _Group:
+        """The head flush and those queued behind it, within the group's bounds (locked)."""
+        flushes = [self._queue.popleft()]
+        rows = flushes[0].rows
+        while (
+            self._queue
+            and len(flushes) < self._group_max_flushes
+            and rows + self._queue[0].rows <= self._group_max_rows
+        ):
+            flushes.append(self._queue.popleft())
+            rows += flushes[-1].rows
+        return _Group(flushes, self._frames)
 
-        Tables leave the flush (under the lock) as they are committed, so `close` always
+    def _frames(self, flushes: list[buffers.Taken]) -> dict[str, pl.DataFrame]:
+        """The non-empty tables of consecutive flushes, each concatenated in flush order."""
+        ingested_at = now_us()
+        parts: dict[str, list[pl.DataFrame]] = {}
+        for taken in flushes:
+            for table, frame in buffers.frames(taken, self.exchange, ingested_at).items():
+                parts.setdefault(table, []).append(frame)
+        return {
+            table: pl.concat(parts[table]) if len(parts[table]) > 1 else parts[table][0]
+            for table in buffers.PARTITIONS
+            if table in parts
+        }
+
+    def _write(self, group: _Group) -> bool:
+        """Commit every table of one group, then the checkpoint; False if it gave up.
+
+        Tables leave the group (under the lock) as they are committed, so `close` always
         sees exactly the tables not committed yet, and ``_committing`` the one in doubt.
         """
         attempt = 0
         while True:
             try:
-                frames = pending.frames(self.exchange)
+                frames = group.frames()
                 for table, frame in list(frames.items()):
                     with self._cond:
                         if self._handed_over:
@@ -192,6 +242,7 @@ class DeltaSink:
                         return False
                     with self._cond:
                         del frames[table]
+                    self.stats.commits += 1
                     self._landed(table, frame, committed)
                 break
             except Exception as error:  # any storage error: keep the rows, retry
@@ -213,9 +264,11 @@ class DeltaSink:
                     if self._closing and time.monotonic() + delay > self._deadline:
                         return False
                     self._cond.wait(delay)
-        self.stats.flushes += 1
+        self.stats.flushes += len(group.flushes)
+        if len(group.flushes) > 1:
+            self.stats.flushes_grouped += len(group.flushes)
         self.last_flush_us = now_us()
-        self._write_state(pending.taken.checkpoint)
+        self._write_state(group.checkpoint)
         return True
 
     def _landed(self, table: str, frame: pl.DataFrame, committed_us: int) -> None:
@@ -255,6 +308,8 @@ class DeltaSink:
                 "disconnects": stats.disconnects,
                 "write_errors": stats.write_errors,
                 "flushes": stats.flushes,
+                "commits": stats.commits,
+                "flushes_grouped": stats.flushes_grouped,
             },
             "lag_ms": {"receive": checkpoint.get("receive_lag_ms"), "land": self.land_lag_ms},
         }
@@ -277,17 +332,28 @@ def _epoch_us(value: Any) -> int:
     return int(value)
 
 
-class _Pending:
-    """One flush on its way to the lake; frames are built once, committed tables dropped."""
+class _Group:
+    """Consecutive flushes on their way to the lake together; frames are built once (by
+    ``build``), committed tables dropped."""
 
-    def __init__(self, taken: buffers.Taken) -> None:
-        self.taken = taken
-        self.rows = taken.rows
+    def __init__(
+        self,
+        flushes: list[buffers.Taken],
+        build: Callable[[list[buffers.Taken]], dict[str, pl.DataFrame]],
+    ) -> None:
+        self.flushes = flushes
+        self.rows = sum(taken.rows for taken in flushes)
+        self._build = build
         self._frames: dict[str, pl.DataFrame] | None = None
 
-    def frames(self, exchange: str) -> dict[str, pl.DataFrame]:
+    @property
+    def checkpoint(self) -> dict[str, Any]:
+        """The last flush's: it is true once every flush of the group has landed."""
+        return next((t.checkpoint for t in reversed(self.flushes) if t.checkpoint), {})
+
+    def frames(self) -> dict[str, pl.DataFrame]:
         if self._frames is None:
-            self._frames = buffers.frames(self.taken, exchange, now_us())
+            self._frames = self._build(self.flushes)
         return self._frames
 
     def built_frames(self) -> dict[str, pl.DataFrame] | None:
@@ -297,7 +363,7 @@ class _Pending:
 
 @dataclass
 class Unwritten:
-    """The tables of one flush that did not land by shutdown, to be spilled."""
+    """The tables of one flush (or group) that did not land by shutdown, to be spilled."""
 
     frames: dict[str, pl.DataFrame]
     #: The table whose commit was still running when `DeltaSink.close` gave up on it: its
