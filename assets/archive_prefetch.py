@@ -34,9 +34,14 @@ def _key(archive_url: str, symbol: str, date: dt.date) -> _Key:
 
 
 @contextmanager
-def archive_day_prefetched(archive_url: str, symbol: str, date: dt.date) -> Iterator[None]:
+def archive_day_prefetched(
+    archive_url: str, symbol: str, date: dt.date
+) -> Iterator[Future[ArchiveDay]]:
     """Download `symbol`'s `date` from the archive at `archive_url` in a thread, for a run
-    started inside this block to take; an untaken day is dropped when the block ends."""
+    started inside this block to take; an untaken day is dropped when the block ends.
+
+    Yields the download's future, to watch it (a test waits for it); taking the day is
+    `take_prefetched`'s alone."""
     key = _key(archive_url, symbol, date)
     future: Future[ArchiveDay] = Future()
     future.set_running_or_notify_cancel()
@@ -53,7 +58,7 @@ def archive_day_prefetched(archive_url: str, symbol: str, date: dt.date) -> Iter
     # A daemon thread: a command refused meanwhile exits without waiting for the download.
     threading.Thread(target=download, name=f"prefetch {symbol} {date}", daemon=True).start()
     try:
-        yield
+        yield future
     finally:
         with _lock:
             if _prefetched.get(key) is future:

@@ -70,7 +70,7 @@ def backfill(
 
 def _archive_day_prefetched(
     settings: Settings, symbol: str, date: dt.date
-) -> contextlib.AbstractContextManager[None]:
+) -> contextlib.AbstractContextManager[object]:
     """The first run's first day, downloading while Dagster loads (with `--jobs 1`: a
     worker process of `--jobs N` could not take it)."""
     from assets.archive_prefetch import archive_day_prefetched
