@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from assets.archive_prefetch import archive_day_prefetched
 from marketlake.instruments import Instrument
 from marketlake.lake import Lake
 from orchestration.instance import local_instance
@@ -53,13 +54,7 @@ def backfill(
     """Materialize `trades_history` for instruments x [start, end]."""
     check_history(instruments, source)
     preflight(settings, instruments, start, end, confirmed=confirmed)
-    first = instruments[0]
-    prefetch = (
-        _archive_day_prefetched(settings, first.symbol, start)
-        if jobs == 1 and first.venue == "binance" and source in ("archive", "auto")
-        else contextlib.nullcontext()
-    )
-    with prefetch:
+    with _first_day_prefetched(settings, instruments[0], start, source, jobs):
         instance = open_instance(settings, instruments, start, end, console=console, jobs=jobs)
         run_config = {**QUIET_RUN_CONFIG, "ops": {"trades_history": {"config": {"source": source}}}}
         return run_partitions(
@@ -68,14 +63,14 @@ def backfill(
         )  # fmt: skip
 
 
-def _archive_day_prefetched(
-    settings: Settings, symbol: str, date: dt.date
+def _first_day_prefetched(
+    settings: Settings, first: Instrument, date: dt.date, source: str, jobs: int
 ) -> contextlib.AbstractContextManager[object]:
-    """The first run's first day, downloading while Dagster loads (with `--jobs 1`: a
-    worker process of `--jobs N` could not take it)."""
-    from assets.archive_prefetch import archive_day_prefetched
-
-    return archive_day_prefetched(settings.binance_archive_url, symbol, date)
+    """The first run's first day, downloading from the archive while Dagster loads: with
+    `--jobs 1` (a worker process could not take it) and when it comes from the archive."""
+    if jobs == 1 and first.venue == "binance" and source in ("archive", "auto"):
+        return archive_day_prefetched(settings.binance_archive_url, first.symbol, date)
+    return contextlib.nullcontext()
 
 
 def build(
