@@ -19,6 +19,7 @@ from typing import Any, Literal
 import dagster as dg
 import polars as pl
 
+from assets.archive_prefetch import take_prefetched
 from assets.partitioned import (
     PARTITIONS_PER_RUN,
     PartitionKey,
@@ -141,7 +142,9 @@ def fetch_partition(
     """The instrument-day's rows as they will be written, holes filled; nothing written yet.
 
     `archive` is None for a venue that publishes none (OKX, Deribit): the day is then the
-    venue's REST history of it, and asking for ``source="archive"`` is refused.
+    venue's REST history of it, and asking for ``source="archive"`` is refused. An archive
+    day the command already downloaded for this run (`assets.archive_prefetch`) is taken
+    instead of downloaded again.
     """
     started = time.perf_counter()
     chosen = venue(exchange)
@@ -153,7 +156,7 @@ def fetch_partition(
     day = None
     if archive is not None and source in ("archive", "auto"):
         try:
-            day = archive.fetch_day(symbol, date)
+            day = take_prefetched(archive, symbol, date) or archive.fetch_day(symbol, date)
         except ArchiveNotPublished:
             if source == "archive":
                 raise

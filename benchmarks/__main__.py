@@ -27,6 +27,7 @@ BENCHMARKS = (
     "compaction",
     "dagster_overhead",
     "fleet",
+    "fixed_cost",
 )
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -3,6 +3,10 @@ this process or in `--jobs` worker processes.
 
 The runs go to the same Dagster instance the UI reads (`orchestration.instance`), tagged
 `marketlake/launched_by: cli`.
+
+Importing this module does not import Dagster: a command checks its request first, and a
+backfill starts downloading its first day (`assets.archive_prefetch`) while Dagster loads,
+the second or two that import takes. The functions that need Dagster import it.
 """
 
 from __future__ import annotations
@@ -13,22 +17,24 @@ import multiprocessing
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import TYPE_CHECKING
 
-import dagster as dg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from marketlake.exchanges.registry import venue
+from assets.archive_prefetch import archive_day_prefetched
 from marketlake.instruments import Instrument
-from orchestration.errors import UsageError
+from marketlake.lake import Lake
 from orchestration.instance import local_instance
-from orchestration.orphans import fail_orphaned_runs
 from orchestration.report import PartitionOutcome, RunReport
-from orchestration.resources import binance_endpoints, lake_of
-from orchestration.run_batches import RunBatch, execute_batch, execute_run, plan_batches, singles
 from orchestration.settings import Settings
-from orchestration.symbols import register_instruments
-from orchestration.validation import check_lake, check_size, validate_range
+from orchestration.symbols import add_partitions, check_listed
+from orchestration.validation import check_history, check_lake, check_size, validate_range
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from orchestration.run_batches import RunBatch
 
 #: In-process runs log warnings and errors only; progress is the progress bar's job.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -47,36 +53,24 @@ def backfill(
 ) -> RunReport:
     """Materialize `trades_history` for instruments x [start, end]."""
     check_history(instruments, source)
-    instance = preflight(
-        settings, instruments, start, end, confirmed=confirmed, console=console, jobs=jobs
-    )
-    run_config = {**QUIET_RUN_CONFIG, "ops": {"trades_history": {"config": {"source": source}}}}
-    return run_partitions(
-        settings, instance, "trades_history_job", instruments, start, end, run_config, "backfill",
-        console, jobs,
-    )  # fmt: skip
+    preflight(settings, instruments, start, end, confirmed=confirmed)
+    with _first_day_prefetched(settings, instruments[0], start, source, jobs):
+        instance = open_instance(settings, instruments, start, end, console=console, jobs=jobs)
+        run_config = {**QUIET_RUN_CONFIG, "ops": {"trades_history": {"config": {"source": source}}}}
+        return run_partitions(
+            settings, instance, "trades_history_job", instruments, start, end, run_config,
+            "backfill", console, jobs,
+        )  # fmt: skip
 
 
-def check_history(instruments: Sequence[Instrument], source: str) -> None:
-    """Refuse instruments whose venue serves no history, or not from `source`, before
-    anything runs: Coinbase's days come from the stream alone, OKX and Deribit have no
-    archive (`marketlake.exchanges.registry.Venue.history`)."""
-    streamed_only = [str(i) for i in instruments if not venue(i.venue).history]
-    if streamed_only:
-        raise UsageError(
-            f"no historic trades to backfill for {', '.join(streamed_only)}: the venue serves "
-            "no trade history; its days are built from their streamed ticks "
-            "(`marketlake stream`, then `marketlake build`)"
-        )
-    if source != "auto":
-        for name in sorted({i.venue for i in instruments}):
-            chosen = venue(name)
-            if source not in chosen.history:
-                raise UsageError(
-                    f"--source {source}: {chosen.title} has no {source} of trades; its days "
-                    f"come from {chosen.history_detail} (--source "
-                    f"{' or '.join(chosen.history)}, or auto)"
-                )
+def _first_day_prefetched(
+    settings: Settings, first: Instrument, date: dt.date, source: str, jobs: int
+) -> contextlib.AbstractContextManager[object]:
+    """The first run's first day, downloading from the archive while Dagster loads: with
+    `--jobs 1` (a worker process could not take it) and when it comes from the archive."""
+    if jobs == 1 and first.venue == "binance" and source in ("archive", "auto"):
+        return archive_day_prefetched(settings.binance_archive_url, first.symbol, date)
+    return contextlib.nullcontext()
 
 
 def build(
@@ -95,10 +89,8 @@ def build(
     `allow_today` builds today's partial day too (the demo does, to show live rows);
     the schedules only ever build closed days.
     """
-    instance = preflight(
-        settings, instruments, start, end, confirmed=confirmed, console=console,
-        allow_today=allow_today, jobs=jobs,
-    )  # fmt: skip
+    preflight(settings, instruments, start, end, confirmed=confirmed, allow_today=allow_today)
+    instance = open_instance(settings, instruments, start, end, console=console, jobs=jobs)
     return run_partitions(
         settings, instance, "daily_job", instruments, start, end, QUIET_RUN_CONFIG, "build",
         console, jobs,
@@ -111,6 +103,7 @@ def build_venue_prices(
     """Materialize `venue_prices_1m` for `dates` (a run per day, every venue the lake holds
     that day), in the instance the UI reads; True when every day was written."""
     from orchestration.definitions import build_definitions
+    from orchestration.run_batches import execute_run
 
     job = build_definitions(settings).resolve_job_def("venue_prices_job")
     instance = cli_instance(console)
@@ -130,18 +123,32 @@ def preflight(
     end: dt.date,
     *,
     confirmed: bool,
-    console: Console | None,
     allow_today: bool = False,
+) -> None:
+    """Everything about the request that can refuse it, before any download or write, and
+    before Dagster loads: the range and its size, the lake, the instruments against their
+    venue."""
+    validate_range(settings, start, end, allow_today=allow_today)
+    check_size(len(instruments) * ((end - start).days + 1), confirmed=confirmed)
+    check_lake(Lake(settings.lake, settings.lake_storage_options))
+    check_listed(instruments, settings.binance_rest_url, weight_limit=settings.rest_weight_limit)
+
+
+def open_instance(
+    settings: Settings,
+    instruments: Sequence[Instrument],
+    start: dt.date,
+    end: dt.date,
+    *,
+    console: Console | None,
     jobs: int = 1,
 ) -> dg.DagsterInstance:
-    """Everything that can refuse the request, before any download or write: the range and
-    its size, the lake, the instance's partitions (migrated?), the instruments against their
-    venue. Returns the instance to run in."""
-    validate_range(settings, start, end, allow_today=allow_today)
-    days = (end - start).days + 1
-    check_size(len(instruments) * days, confirmed=confirmed)
-    check_lake(lake_of(settings))
+    """The instance to run in, with the instruments among its partitions; an instance
+    still to migrate is refused (`orchestration.partitions.check_migrated`)."""
+    from orchestration.run_batches import plan_batches
+
     if console is not None:
+        days = (end - start).days + 1
         runs = len(plan_batches(instruments, start, end))
         partitions = len(instruments) * days
         console.print(
@@ -153,12 +160,14 @@ def preflight(
             highlight=False,
         )
     instance = cli_instance(console)
-    register_instruments(instance, binance_endpoints(settings), instruments)
+    add_partitions(instance, instruments)
     return instance
 
 
 def cli_instance(console: Console | None) -> dg.DagsterInstance:
     """The local instance, after failing the runs a killed CLI process left STARTED."""
+    from orchestration.orphans import fail_orphaned_runs
+
     instance = local_instance()
     orphaned = fail_orphaned_runs(instance)
     if orphaned and console is not None:
@@ -191,6 +200,8 @@ def run_partitions(
     An instrument-day left unbuilt because its run failed for another one gets a run of
     its own afterwards, so one bad day fails only itself.
     """
+    from orchestration.run_batches import plan_batches, singles
+
     batches = planned = plan_batches(instruments, start, end)
     keys = [key for batch in batches for key in batch.keys]
     outcomes: dict[str, PartitionOutcome] = {}
@@ -255,6 +266,8 @@ class _InProcess:
         pass
 
     def run(self, batches, run_config, progress, task) -> Iterator[list[PartitionOutcome]]:
+        from orchestration.run_batches import execute_batch
+
         for batch in batches:
             progress.update(task, current=batch.label)
             yield execute_batch(self.job, batch, run_config, self.instance)
@@ -319,6 +332,8 @@ def _start_worker(settings: Settings, job_name: str) -> None:
 
 
 def _run_in_worker(batch: RunBatch, run_config: dict) -> list[PartitionOutcome]:
+    from orchestration.run_batches import execute_batch
+
     assert _worker is not None, "worker not started"
     job, instance = _worker
     return execute_batch(job, batch, run_config, instance)

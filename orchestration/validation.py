@@ -1,11 +1,18 @@
-"""What a backfill or build request must satisfy before anything is fetched or written."""
+"""What a backfill or build request must satisfy before anything is fetched or written.
+
+None of it imports Dagster: the CLI checks a request, and starts its first download, while
+Dagster is still to load.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+from marketlake.exchanges.registry import venue
+from marketlake.instruments import Instrument
 from marketlake.lake import Lake
 from orchestration.errors import UsageError
 from orchestration.settings import Settings
@@ -59,3 +66,25 @@ def check_lake(lake: Lake) -> None:
         raise UsageError(f"--lake {path}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--lake {path}: folder {existing} is not writable")
+
+
+def check_history(instruments: Sequence[Instrument], source: str) -> None:
+    """Refuse instruments whose venue serves no history, or not from `source`, before
+    anything runs: Coinbase's days come from the stream alone, OKX and Deribit have no
+    archive (`marketlake.exchanges.registry.Venue.history`)."""
+    streamed_only = [str(i) for i in instruments if not venue(i.venue).history]
+    if streamed_only:
+        raise UsageError(
+            f"no historic trades to backfill for {', '.join(streamed_only)}: the venue serves "
+            "no trade history; its days are built from their streamed ticks "
+            "(`marketlake stream`, then `marketlake build`)"
+        )
+    if source != "auto":
+        for name in sorted({i.venue for i in instruments}):
+            chosen = venue(name)
+            if source not in chosen.history:
+                raise UsageError(
+                    f"--source {source}: {chosen.title} has no {source} of trades; its days "
+                    f"come from {chosen.history_detail} (--source "
+                    f"{' or '.join(chosen.history)}, or auto)"
+                )
