@@ -36,7 +36,9 @@ def wait_for(condition, process: subprocess.Popen, what: str, limit: float = 240
     """Poll until `condition()`; a process that exits first, or a hang, fails the test."""
     deadline = time.monotonic() + limit
     while not condition():
-        assert process.poll() is None, f"exited ({process.returncode}) before {what}"
+        if process.poll() is not None:
+            said = process.stderr.read()[-3000:] if process.stderr else ""
+            raise AssertionError(f"exited ({process.returncode}) before {what}:\n{said}")
         assert time.monotonic() < deadline, f"never saw {what}"
         time.sleep(0.25)
 
@@ -125,6 +127,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_pair() -> int:
+    """A port free together with the next one (the simulator listens on both). Ports from
+    `free_port()` alone are even (Linux binds port 0 to even ports), and the odd one above
+    may be an outgoing connection's on a busy machine: `marketlake ui` then exits 1."""
+    import socket
+
+    while True:
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+
+
 def answers(url: str) -> bool:
     import httpx
 
@@ -138,7 +157,7 @@ def answers(url: str) -> bool:
 @pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_stopping_marketlake_ui_stops_the_webserver_and_daemon_too(tmp_path, signo):
     home = tmp_path / "home"
-    port, sim_port = free_port(), free_port()
+    port, sim_port = free_port(), free_port_pair()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MARKETLAKE_", "DAGSTER_"))},
         "DAGSTER_HOME": str(home),
