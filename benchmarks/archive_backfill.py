@@ -45,6 +45,11 @@ class TimedArchive:
         self.inner = inner
         self.seconds = 0.0
 
+    @property
+    def base_url(self) -> str:
+        """The archive's address (a day prefetched from it is taken by it: none is, here)."""
+        return self.inner.base_url
+
     def fetch_day(self, symbol: str, date: dt.date):
         started = time.perf_counter()
         try:
