@@ -16,16 +16,28 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from marketlake.exchanges.binance.archive import ArchiveDay, BinanceArchive
 from marketlake.schemas import normalize_symbol
 
 _Key = tuple[str, str, dt.date]
 
-_prefetched: dict[_Key, Future[ArchiveDay]] = {}
+
+@dataclass(frozen=True)
+class Prefetched:
+    """A downloaded day and the seconds its download took (the run reports them as its own:
+    the work was done for it, only earlier)."""
+
+    day: ArchiveDay
+    seconds: float
+
+
+_prefetched: dict[_Key, Future[Prefetched]] = {}
 _lock = threading.Lock()
 
 
@@ -36,22 +48,24 @@ def _key(archive_url: str, symbol: str, date: dt.date) -> _Key:
 @contextmanager
 def archive_day_prefetched(
     archive_url: str, symbol: str, date: dt.date
-) -> Iterator[Future[ArchiveDay]]:
+) -> Iterator[Future[Prefetched]]:
     """Download `symbol`'s `date` from the archive at `archive_url` in a thread, for a run
     started inside this block to take; an untaken day is dropped when the block ends.
 
     Yields the download's future, to watch it (a test waits for it); taking the day is
     `take_prefetched`'s alone."""
     key = _key(archive_url, symbol, date)
-    future: Future[ArchiveDay] = Future()
+    future: Future[Prefetched] = Future()
     future.set_running_or_notify_cancel()
     with _lock:
         _prefetched[key] = future
 
     def download() -> None:
         try:
+            started = time.perf_counter()
             with BinanceArchive(archive_url) as archive:
-                future.set_result(archive.fetch_day(symbol, date))
+                day = archive.fetch_day(symbol, date)
+            future.set_result(Prefetched(day, time.perf_counter() - started))
         except BaseException as error:  # the run's own fetch will meet it, or not
             future.set_exception(error)
 
@@ -65,7 +79,7 @@ def archive_day_prefetched(
                 del _prefetched[key]
 
 
-def take_prefetched(archive: BinanceArchive, symbol: str, date: dt.date) -> ArchiveDay | None:
+def take_prefetched(archive: BinanceArchive, symbol: str, date: dt.date) -> Prefetched | None:
     """The day prefetched from `archive`'s URL, once it has arrived; None when there is
     none (or it failed): the caller fetches the day itself."""
     with _lock:

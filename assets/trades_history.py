@@ -156,7 +156,11 @@ def fetch_partition(
     day = None
     if archive is not None and source in ("archive", "auto"):
         try:
-            day = take_prefetched(archive, symbol, date) or archive.fetch_day(symbol, date)
+            prefetched = take_prefetched(archive, symbol, date)
+            if prefetched is None:
+                day = archive.fetch_day(symbol, date)
+            else:  # downloaded while Dagster loaded: its seconds are still this day's work
+                day, started = prefetched.day, started - prefetched.seconds
         except ArchiveNotPublished:
             if source == "archive":
                 raise
