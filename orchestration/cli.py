@@ -402,11 +402,10 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_vacuum(args: argparse.Namespace) -> int:
-    from orchestration.resources import lake_of
     from orchestration.vacuum import vacuum_lake
     from orchestration.validation import check_lake
 
-    lake = lake_of(_settings(args.lake))
+    lake = _settings(args.lake).open_lake()
     check_lake(lake)
     done = vacuum_lake(lake, retention_hours=args.retention_hours, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"

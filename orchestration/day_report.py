@@ -58,7 +58,7 @@ def write_report(
     if not path.parent.is_dir():
         raise UsageError(f"--out {path}: folder {path.parent} does not exist")
 
-    lake = Lake(settings.lake, settings.lake_storage_options)
+    lake = settings.open_lake()
     try:
         found = _known_symbol(lake, exchange, symbol)
         data = {day: _day(lake, exchange, symbol, day) for day in days}

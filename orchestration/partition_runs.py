@@ -24,7 +24,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from assets.archive_prefetch import archive_day_prefetched
 from marketlake.instruments import Instrument
-from marketlake.lake import Lake
 from orchestration.instance import local_instance
 from orchestration.report import PartitionOutcome, RunReport
 from orchestration.settings import Settings
@@ -130,7 +129,7 @@ def preflight(
     venue."""
     validate_range(settings, start, end, allow_today=allow_today)
     check_size(len(instruments) * ((end - start).days + 1), confirmed=confirmed)
-    check_lake(Lake(settings.lake, settings.lake_storage_options))
+    check_lake(settings.open_lake())
     check_listed(instruments, settings.binance_rest_url, weight_limit=settings.rest_weight_limit)
 
 

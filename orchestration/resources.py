@@ -89,12 +89,8 @@ def live_endpoints(settings: Settings) -> LiveEndpoints:
     return LiveEndpoints(binance_endpoints(settings), settings.coinbase_ws_url, others)
 
 
-def lake_of(settings: Settings) -> Lake:
-    return Lake(settings.lake, settings.lake_storage_options)
-
-
 def build_resources(settings: Settings) -> dict[str, dg.ResourceDefinition]:
-    lake = lake_of(settings)
+    lake = settings.open_lake()
     binance = binance_endpoints(settings)
     live = live_endpoints(settings)
     histories = rest_histories(settings)

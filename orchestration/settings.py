@@ -16,7 +16,7 @@ from pathlib import Path
 from marketlake.exchanges.binance.endpoints import ARCHIVE_URL, REST_URL, WS_URL
 from marketlake.exchanges.registry import COINBASE, DERIBIT, OKX, VENUES
 from marketlake.instruments import Instrument, parse_instruments
-from marketlake.lake import s3_storage_options  # lives beside Lake, which also uses it
+from marketlake.lake import Lake, s3_storage_options
 
 COINBASE_WS_URL = COINBASE.ws.default
 
@@ -46,6 +46,10 @@ class Settings:
         Instrument("binance", "ETHUSDT"),
     )
     stream_stale_after_s: float = 120.0
+
+    def open_lake(self) -> Lake:
+        """The lake these settings name, with its storage options (S3 keys, endpoint)."""
+        return Lake(self.lake, self.lake_storage_options)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -57,7 +57,7 @@ def show(
         raise UsageError("--format parquet needs --output FILE")
     if output is not None:
         check_output(Path(output))
-    lake = Lake(settings.lake, settings.lake_storage_options)
+    lake = settings.open_lake()
     try:
         frame = read_day(lake, name, instrument, date)
     except OSError as error:  # the object store or the file system, after its own retries

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from marketlake.instruments import parse_instruments
 from orchestration.errors import UsageError
-from orchestration.resources import lake_of, live_endpoints
+from orchestration.resources import live_endpoints
 from orchestration.settings import Settings
 from orchestration.validation import check_lake
 
@@ -66,11 +66,11 @@ def stream(
     from streaming import run_stream
 
     exchange, symbols = parse_stream_symbols(symbols, exchange)
-    check_lake(lake_of(settings))
+    check_lake(settings.open_lake())
     config = live_endpoints(settings).stream_config(
         exchange,
         symbols,
-        lake_of(settings),
+        settings.open_lake(),
         duration_s=duration,
         capture=Path(capture) if capture else None,
         status_callback=lambda status: console.print(status_line(status), highlight=False),

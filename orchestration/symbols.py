@@ -83,9 +83,17 @@ def add_partitions(
 ) -> list[Instrument]:
     """Add the `instruments` that are not partitions yet; return them. An instance still to
     migrate is refused first (`check_migrated`): new partitions would hide its legacy ones."""
-    from orchestration.partitions import check_migrated, instrument_partitions
+    from orchestration.partitions import check_migrated
 
     check_migrated(instance)
+    return _add_missing(instance, instruments)
+
+
+def _add_missing(
+    instance: dg.DagsterInstance, instruments: Sequence[Instrument]
+) -> list[Instrument]:
+    from orchestration.partitions import instrument_partitions
+
     new = not_yet_partitions(instance, instruments)
     if new:
         instance.add_dynamic_partitions(instrument_partitions.name, [str(i) for i in new])
@@ -110,4 +118,4 @@ def register_instruments(
     check_listed(
         instruments, binance.rest_url, weight_limit=binance.weight_limit, timeout_s=timeout_s
     )
-    return add_partitions(instance, instruments)
+    return _add_missing(instance, instruments)
