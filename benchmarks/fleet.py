@@ -59,7 +59,7 @@ from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from marketlake.instruments import Instrument
 from marketlake.lake import Lake
 from marketlake.quality import wait_until_loaded as load_great_expectations
-from orchestration.instance import LOCAL_INSTANCE_YAML
+from orchestration.instance import local_instance_yaml
 
 NAME = "fleet"
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,7 +196,11 @@ def daemon(
     """`dagster dev`, a backfill of `assets` over every key, `jobs` runs at a time."""
     home = Path(env["DAGSTER_HOME"])
     # The instance `marketlake` creates, with the run queue at `jobs` runs at once.
-    (home / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML + f"  max_concurrent_runs: {jobs}\n")
+    (home / "dagster.yaml").write_text(
+        local_instance_yaml(home).replace(
+            "run_queue:\n", f"run_queue:\n  max_concurrent_runs: {jobs}\n"
+        )
+    )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (home / "dev.log").open("w")

@@ -129,7 +129,7 @@ def _validator() -> ValidationProcess:
     with _process_lock:
         if _process is None:
             _process = ValidationProcess()
-            atexit.register(_process.close)
+            atexit.register(_process.stop)
         return _process
 
 

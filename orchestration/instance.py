@@ -24,17 +24,42 @@ run_queue:
   dequeue_interval_seconds: 1
 """
 
+#: The local instance's event log (orchestration/event_log.py), where Dagster keeps it.
+EVENT_LOG_YAML = """# Dagster's SQLite event log, its files held open (orchestration/event_log.py).
+event_log_storage:
+  module: orchestration.event_log
+  class: LocalSqliteEventLogStorage
+  config:
+    base_dir: {base_dir}
+"""
+
+
+def local_instance_yaml(home: Path) -> str:
+    """The dagster.yaml of a local instance in `home`."""
+    return LOCAL_INSTANCE_YAML + EVENT_LOG_YAML.format(base_dir=event_log_dir(home))
+
+
+def event_log_dir(home: Path) -> Path:
+    """Where Dagster keeps a SQLite instance's event logs (its default, kept)."""
+    return home.resolve() / "history" / "runs"
+
 
 def prepared_home(home: Path | None = None) -> Path:
     """`home` (default: `$DAGSTER_HOME` or `./.dagster_home`), with a dagster.yaml in it.
 
-    An existing dagster.yaml (the production one from deploy/, say) is left as it is.
+    An existing dagster.yaml (the production one from deploy/, say) is left as it is, except
+    that one this module wrote before the event log was configured gets that block added
+    (the same databases, held open: `orchestration.event_log`).
     """
     home = home or dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(LOCAL_INSTANCE_YAML)
+        config.write_text(local_instance_yaml(home))
+    else:
+        text = config.read_text()
+        if text.startswith(LOCAL_INSTANCE_YAML.splitlines()[0]) and "event_log_storage" not in text:
+            config.write_text(text + EVENT_LOG_YAML.format(base_dir=event_log_dir(home)))
     return home
 
 
