@@ -19,7 +19,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from assets.partitioned import PartitionKey
+from assets.partition_key import PartitionKey
 from marketlake import charts
 from marketlake.lake import Lake
 

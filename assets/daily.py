@@ -5,20 +5,19 @@ transforms of `daily_transforms`, checks the result and, only if every ERROR che
 replaces exactly that partition (otherwise the previous rows stay).
 """
 
-import contextlib
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from assets.chart_metadata import trades_chart_metadata
-from assets.daily_transforms import MergeResult, compact_quotes, merge_trades
+from assets.daily_transforms import compact_quotes
+from assets.merged_days import MergedDay, merge_trades_partition, take_merged
+from assets.partition_key import PartitionKey
 from assets.partitioned import (
     PARTITIONS_PER_RUN,
-    PartitionKey,
     PartitionResult,
     PendingWrite,
     check_specs,
@@ -27,10 +26,7 @@ from assets.partitioned import (
 )
 from assets.trade_transforms import (
     count_ids,
-    fill_from,
-    missing_id_ranges,
     summarize,
-    with_lake_keys,
 )
 from assets.trades_history_checks import (
     NO_NULLS,
@@ -43,10 +39,7 @@ from assets.trades_history_checks import (
 )
 from marketlake import schemas
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
-from marketlake.exchanges.binance.rest import BinanceRest
 from marketlake.exchanges.histories import RestHistories
-from marketlake.exchanges.paced import PagedTradesRest
-from marketlake.exchanges.registry import venue
 from marketlake.lake import Lake
 from marketlake.quality import (
     Check,
@@ -111,62 +104,6 @@ def build_daily_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[dg.
         _quotes_asset(partitions_def),
         _compaction_asset(partitions_def),
     ]
-
-
-@dataclass
-class MergedDay:
-    """One instrument-day of `trades` merged and filled, not yet checked or written."""
-
-    key: PartitionKey
-    frame: pl.DataFrame
-    merged: MergeResult
-    gaps: list[tuple[int, int]]
-    remaining: list[tuple[int, int]]
-    seconds: float
-
-
-def merge_trades_partition(
-    key: PartitionKey,
-    lake: Lake,
-    binance: BinanceEndpoints | None,
-    histories: RestHistories | None = None,
-) -> MergedDay:
-    """Merge history and live trades for one day and fill its holes from the venue's REST
-    history (Binance, OKX, Deribit; Coinbase has none: its holes stay reported)."""
-    started = time.perf_counter()
-    partition = key.lake_partition()
-    merged = merge_trades(
-        lake.scan("trades_history", schemas.TRADES, **partition),
-        lake.scan("ticks_trades", schemas.TICKS_TRADES, **partition),
-    )
-    frame = merged.frame
-    gaps = missing_id_ranges(frame)
-    rest = _gap_filler(key.exchange, binance, histories) if gaps else None
-    if rest is not None:
-        with contextlib.closing(rest):
-            fill = pl.concat([rest.trades_between_ids(key.symbol, a, b) for a, b in gaps])
-        fill = with_lake_keys(
-            fill,
-            exchange=key.exchange,
-            symbol=key.symbol,
-            date=key.date,
-            source="rest",
-            ingested_at=frame["ingested_at"].max() if frame.height else _now(),
-        )
-        frame = fill_from(frame, fill)
-    remaining = missing_id_ranges(frame)
-    return MergedDay(key, frame, merged, gaps, remaining, time.perf_counter() - started)
-
-
-def _gap_filler(
-    exchange: str, binance: BinanceEndpoints | None, histories: RestHistories | None
-) -> BinanceRest | PagedTradesRest | None:
-    """A REST client of the venue that fetches trade ids back (closed by the caller)."""
-    if exchange == "binance":
-        return binance.rest() if binance is not None else None
-    if histories is not None and "rest" in venue(exchange).history:
-        return histories.client(exchange)
-    return None
 
 
 def check_merged_days(days: Mapping[str, MergedDay]) -> dict[str, list[CheckOutcome]]:
@@ -282,12 +219,6 @@ def compact_partition(key: PartitionKey, lake: Lake) -> PartitionResult:
     return PartitionResult(metadata=metadata, summary=summary or "no live data")
 
 
-def _now():
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)
-
-
 def _trades_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         name="trades",
@@ -311,8 +242,10 @@ def _trades_asset(partitions_def: dg.MultiPartitionsDefinition) -> dg.AssetsDefi
         great_expectations: dg.ResourceParam[None],  # see great_expectations_process
     ):
         def work(key: PartitionKey) -> PartitionResult:
-            """Merge only: the run's days are checked and committed in batches."""
-            return merged_day_result(merge_trades_partition(key, lake, binance, histories))
+            """Merge only: the run's days are checked and committed in batches. The first
+            day may have been merged already, while the command loaded Dagster."""
+            day = take_merged(key, lake) or merge_trades_partition(key, lake, binance, histories)
+            return merged_day_result(day)
 
         yield from materialize_partitions(context, TRADES_CHECKS, work, lake, check_merged_days)
 

@@ -39,62 +39,14 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,  # not re-exported by `dagster`
 )
 
-from marketlake.instruments import Instrument
+from assets.partition_key import PartitionKey
 from marketlake.lake import Lake
 from marketlake.quality import Check, CheckOutcome, blocking_failures, load_in_background
-from marketlake.schemas import InvalidSymbolError
 
 #: Partitions per run in a backfill (`BackfillPolicy.multi_run`) of every instrument-day
 #: asset: a month of one instrument per process, so a year x 50 instruments is ~600 runs,
 #: not 18,000.
 PARTITIONS_PER_RUN = 30
-
-
-@dataclass(frozen=True)
-class PartitionKey:
-    """One instrument-day: `2024-03-01|okx:BTC-USDT`. The venue is part of the key, never
-    read from the symbol's shape (`BTC-USD` is a Coinbase and an OKX spelling)."""
-
-    date: dt.date
-    instrument: Instrument
-
-    @property
-    def venue(self) -> str:
-        return self.instrument.venue
-
-    @property
-    def exchange(self) -> str:
-        """The lake's `exchange` partition value: the venue."""
-        return self.instrument.venue
-
-    @property
-    def symbol(self) -> str:
-        """The venue's spelling of the instrument."""
-        return self.instrument.symbol
-
-    @classmethod
-    def parse(cls, key: str) -> "PartitionKey":
-        """`2024-03-01|binance:BTCUSDT` -> PartitionKey (Dagster sorts the date dimension
-        first); the symbol is checked against its venue's syntax."""
-        date_text, _, instrument = str(key).partition("|")
-        try:
-            date = dt.date.fromisoformat(date_text)
-        except ValueError:
-            raise ValueError(
-                f"malformed partition key {key!r}: expected YYYY-MM-DD|VENUE:SYMBOL, "
-                "like 2024-03-01|binance:BTCUSDT"
-            ) from None
-        try:
-            return cls(date, Instrument.from_key(instrument))
-        except InvalidSymbolError as error:
-            raise ValueError(f"malformed partition key {key!r}: {error}") from None
-
-    def lake_partition(self) -> dict[str, Any]:
-        """The Delta partition values of this instrument-day."""
-        return {"exchange": self.exchange, "symbol": self.symbol, "date": self.date}
-
-    def __str__(self) -> str:
-        return f"{self.date.isoformat()}|{self.instrument}"
 
 
 #: Rows of a run's checked instrument-days held back to share one Delta commit. Each commit

@@ -19,9 +19,9 @@ import dagster as dg
 
 import dbt_like_sql as dls
 from assets.chart_metadata import model_chart_metadata
+from assets.partition_key import PartitionKey
 from assets.partitioned import (
     PARTITIONS_PER_RUN,
-    PartitionKey,
     PartitionResult,
     PendingWrite,
     check_specs,

@@ -20,9 +20,9 @@ import dagster as dg
 import polars as pl
 
 from assets.archive_prefetch import take_prefetched
+from assets.partition_key import PartitionKey
 from assets.partitioned import (
     PARTITIONS_PER_RUN,
-    PartitionKey,
     PartitionResult,
     PendingWrite,
     check_specs,

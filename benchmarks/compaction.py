@@ -17,7 +17,7 @@ import time
 import polars as pl
 
 from assets.daily import compact_partition
-from assets.partitioned import PartitionKey
+from assets.partition_key import PartitionKey
 from benchmarks.common import DAY, SYMBOL, Context, Row, lake_partition
 from marketlake import schemas
 from marketlake.instruments import Instrument

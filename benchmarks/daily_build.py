@@ -25,7 +25,7 @@ from pathlib import Path
 
 import dbt_like_sql as dls
 from assets.daily import build_quotes_partition, build_trades_partition, compact_partition
-from assets.partitioned import PartitionKey
+from assets.partition_key import PartitionKey
 from assets.sql_models import run_model_partition
 from benchmarks.archive_backfill import backfill_once
 from benchmarks.common import DAY, SYMBOL, Context, Row, human_count, repeat, simulator

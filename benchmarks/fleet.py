@@ -40,7 +40,7 @@ from pathlib import Path
 
 import dbt_like_sql as dls
 from assets.daily import build_quotes_partition, build_trades_partition, compact_partition
-from assets.partitioned import PartitionKey
+from assets.partition_key import PartitionKey
 from assets.sql_models import run_model_partition
 from assets.trades_history import load_and_check_partition
 from benchmarks.common import (

@@ -419,7 +419,6 @@ def _run_vacuum(args: argparse.Namespace) -> int:
 def _run_symbols(args: argparse.Namespace) -> int:
     from orchestration.partition_runs import cli_instance
     from orchestration.partitions import check_migrated, instruments_of
-    from orchestration.resources import binance_endpoints
     from orchestration.symbols import register_instruments
 
     instance = cli_instance(console)
@@ -429,7 +428,7 @@ def _run_symbols(args: argparse.Namespace) -> int:
             out.print(str(instrument), highlight=False)
         return 0
     instruments = parse_instruments(args.symbols, args.exchange)
-    added = register_instruments(instance, binance_endpoints(_settings(None)), instruments)
+    added = register_instruments(instance, _settings(None).binance_endpoints(), instruments)
     out.print(f"added: {', '.join(map(str, added)) or 'nothing new'}", highlight=False)
     return 0
 

@@ -5,8 +5,9 @@ The runs go to the same Dagster instance the UI reads (`orchestration.instance`)
 `marketlake/launched_by: cli`.
 
 Importing this module does not import Dagster: a command checks its request first, and a
-backfill starts downloading its first day (`assets.archive_prefetch`) while Dagster loads,
-the second or two that import takes. The functions that need Dagster import it.
+backfill starts downloading its first day (`assets.archive_prefetch`) and a build starts
+merging its first day (`assets.merged_days`) while Dagster loads, the second or two that
+import takes. The functions that need Dagster import it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from assets.archive_prefetch import archive_day_prefetched
+from assets.merged_days import first_day_merged
+from assets.partition_key import PartitionKey
 from marketlake.instruments import Instrument
 from orchestration.instance import local_instance
 from orchestration.report import PartitionOutcome, RunReport
@@ -89,11 +92,25 @@ def build(
     the schedules only ever build closed days.
     """
     preflight(settings, instruments, start, end, confirmed=confirmed, allow_today=allow_today)
-    instance = open_instance(settings, instruments, start, end, console=console, jobs=jobs)
-    return run_partitions(
-        settings, instance, "daily_job", instruments, start, end, QUIET_RUN_CONFIG, "build",
-        console, jobs,
-    )  # fmt: skip
+    with _first_day_merged(settings, instruments[0], start, jobs):
+        instance = open_instance(settings, instruments, start, end, console=console, jobs=jobs)
+        return run_partitions(
+            settings, instance, "daily_job", instruments, start, end, QUIET_RUN_CONFIG, "build",
+            console, jobs,
+        )  # fmt: skip
+
+
+def _first_day_merged(
+    settings: Settings, first: Instrument, date: dt.date, jobs: int
+) -> contextlib.AbstractContextManager[object]:
+    """The first run's first day of `trades`, merging while Dagster loads (`--jobs 1`: a
+    worker process could not take it)."""
+    if jobs != 1:
+        return contextlib.nullcontext()
+    key = PartitionKey(date, first)
+    return first_day_merged(
+        key, settings.open_lake(), settings.binance_endpoints(), settings.rest_histories()
+    )
 
 
 def build_venue_prices(

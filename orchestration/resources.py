@@ -14,7 +14,6 @@ import dagster as dg
 
 from assets.partitioned import great_expectations_process
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
-from marketlake.exchanges.histories import RestHistories
 from marketlake.exchanges.registry import DERIBIT, OKX, venue
 from marketlake.lake import Lake
 from orchestration.settings import COINBASE_WS_URL, Settings
@@ -68,32 +67,19 @@ class LiveEndpoints:
         )
 
 
-def binance_endpoints(settings: Settings) -> BinanceEndpoints:
-    return BinanceEndpoints(
-        archive_url=settings.binance_archive_url,
-        rest_url=settings.binance_rest_url,
-        ws_url=settings.binance_ws_url,
-        weight_limit=settings.rest_weight_limit,
-    )
-
-
-def rest_histories(settings: Settings) -> RestHistories:
-    return RestHistories(settings.okx_rest_url, settings.deribit_rest_url)
-
-
 def live_endpoints(settings: Settings) -> LiveEndpoints:
     others = (
         ("okx", settings.okx_ws_url, settings.okx_rest_url),
         ("deribit", settings.deribit_ws_url, settings.deribit_rest_url),
     )
-    return LiveEndpoints(binance_endpoints(settings), settings.coinbase_ws_url, others)
+    return LiveEndpoints(settings.binance_endpoints(), settings.coinbase_ws_url, others)
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ResourceDefinition]:
     lake = settings.open_lake()
-    binance = binance_endpoints(settings)
+    binance = settings.binance_endpoints()
     live = live_endpoints(settings)
-    histories = rest_histories(settings)
+    histories = settings.rest_histories()
     return {
         "lake": dg.ResourceDefinition.hardcoded_resource(
             lake, description=f"Delta lake at {lake.uri}"

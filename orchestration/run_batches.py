@@ -19,7 +19,8 @@ from typing import Any
 
 import dagster as dg
 
-from assets.partitioned import PARTITIONS_PER_RUN, PartitionKey, failure_reasons
+from assets.partition_key import PartitionKey
+from assets.partitioned import PARTITIONS_PER_RUN, failure_reasons
 from marketlake.instruments import Instrument
 from orchestration.orphans import process_tags
 from orchestration.partitions import partition_key

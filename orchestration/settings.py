@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from marketlake.exchanges.binance.endpoints import ARCHIVE_URL, REST_URL, WS_URL
+from marketlake.exchanges.binance.endpoints import ARCHIVE_URL, REST_URL, WS_URL, BinanceEndpoints
+from marketlake.exchanges.histories import RestHistories
 from marketlake.exchanges.registry import COINBASE, DERIBIT, OKX, VENUES
 from marketlake.instruments import Instrument, parse_instruments
 from marketlake.lake import Lake, s3_storage_options
@@ -50,6 +51,19 @@ class Settings:
     def open_lake(self) -> Lake:
         """The lake these settings name, with its storage options (S3 keys, endpoint)."""
         return Lake(self.lake, self.lake_storage_options)
+
+    def binance_endpoints(self) -> BinanceEndpoints:
+        """Where Binance's archive, REST API and websocket are, and the REST weight budget."""
+        return BinanceEndpoints(
+            archive_url=self.binance_archive_url,
+            rest_url=self.binance_rest_url,
+            ws_url=self.binance_ws_url,
+            weight_limit=self.rest_weight_limit,
+        )
+
+    def rest_histories(self) -> RestHistories:
+        """The REST trade histories of the venues without an archive (OKX, Deribit)."""
+        return RestHistories(self.okx_rest_url, self.deribit_rest_url)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

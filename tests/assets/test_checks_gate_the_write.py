@@ -19,7 +19,7 @@ import pytest
 from support.scripted_server import ScriptedServer, files
 
 import dbt_like_sql as dls
-from assets.partitioned import PartitionKey
+from assets.partition_key import PartitionKey
 from assets.sql_models import run_model_partition
 from assets.trade_transforms import with_lake_keys
 from marketlake import schemas

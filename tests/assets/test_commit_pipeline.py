@@ -15,7 +15,8 @@ import polars as pl
 import pytest
 
 from assets import partitioned
-from assets.partitioned import PartitionKey, PartitionResult, PendingWrite, materialize_partitions
+from assets.partition_key import PartitionKey
+from assets.partitioned import PartitionResult, PendingWrite, materialize_partitions
 from marketlake import schemas
 from marketlake.lake import Lake
 from marketlake.quality import Check, Expectation, run_checks_batch

@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from assets.partitioned import PartitionKey
+from assets.partition_key import PartitionKey
 from assets.trade_transforms import with_lake_keys
 from marketlake import schemas
 from marketlake.instruments import Instrument

@@ -8,7 +8,8 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from assets.partitioned import PartitionKey, great_expectations_process
+from assets.partition_key import PartitionKey
+from assets.partitioned import great_expectations_process
 from assets.trades_history import build_trades_history
 from marketlake.exchanges.binance.endpoints import BinanceEndpoints
 from marketlake.exchanges.histories import RestHistories

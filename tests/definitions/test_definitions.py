@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.partitioned import PartitionKey
+from assets.partition_key import PartitionKey
 from marketlake import quality
 from marketlake.instruments import Instrument
 from marketlake.simulator.data import SimConfig
