@@ -1,7 +1,7 @@
 """A run's batches are checked and committed while its next instrument-days are fetched.
 
-`materialize_partitions` hands each full batch of checked rows to a thread of its own (GE
-validates in its process, Delta writes in Rust) and goes on fetching. These tests run a
+`materialize_partitions` hands each full batch to a check thread (GE validates in its
+process) and a commit thread (Delta writes in Rust) and goes on fetching. These tests run a
 small partitioned asset through `dg.materialize` on a real lake, with every day its own
 batch, and check what a user relies on: the overlap happens, every day is still checked
 and written exactly once, and a refused day or a failed commit fails only its own days.
@@ -119,6 +119,49 @@ def test_a_batch_is_checked_and_committed_while_the_next_day_is_fetched(tmp_path
     materialized = {str(m.partition) for m in result.asset_materializations_for_node("prices")}
     assert materialized == set(KEYS)
     assert [e.passed for e in result.get_asset_check_evaluations()] == [True] * len(KEYS)
+
+
+def test_a_batch_is_committed_while_the_next_one_is_checked(tmp_path, monkeypatch):
+    lake = Lake(str(tmp_path / "lake"))
+    checking = {key: threading.Event() for key in KEYS}
+    next_batch_checked_during_commit = []
+    replace = Lake.replace_partitions
+
+    def check(frames: dict[str, pl.DataFrame]) -> dict[str, list]:
+        (key,) = frames
+        checking[key].set()
+        return check_days(frames)
+
+    def replace_once_the_next_is_checked(self, table, frame, partitions, partition_by):
+        (partition,) = partitions
+        later = KEYS[KEYS.index(f"{partition['date']}|binance:BTCUSDT") + 1 :]
+        if later:  # a commit that ran in line with the checks would wait here in vain
+            next_batch_checked_during_commit.append(checking[later[0]].wait(timeout=60))
+        return replace(self, table, frame, partitions, partition_by)
+
+    monkeypatch.setattr(Lake, "replace_partitions", replace_once_the_next_is_checked)
+    result = materialize(asset_of(lake, lambda key: fetched(key, day_rows(key)), check))
+
+    assert result.success
+    assert next_batch_checked_during_commit == [True, True, True]
+    assert lake.scan("prices").collect().height == 3 * len(DAYS)
+
+
+def test_a_day_too_big_to_hold_beside_others_is_written_before_the_next_is_fetched(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(partitioned._Commits, "IN_FLIGHT_ROWS", 2)  # each day has 3 rows
+    lake = Lake(str(tmp_path / "lake"))
+    previous_day_readable = []
+
+    def work(key: PartitionKey) -> PartitionResult:
+        if key.date > DAYS[0]:
+            before = lake.scan("prices", date=key.date - dt.timedelta(days=1)).collect()
+            previous_day_readable.append(before.height == 3)
+        return fetched(key, day_rows(key))
+
+    assert materialize(asset_of(lake, work)).success
+    assert previous_day_readable == [True, True, True]
 
 
 def test_a_day_refused_by_its_checks_fails_alone_and_keeps_its_previous_rows(tmp_path):

@@ -44,7 +44,8 @@ def wait_for(condition, process: subprocess.Popen, what: str, limit: float = 240
 
 
 def test_ctrl_c_stops_a_multi_day_backfill_at_once_and_says_what_finished(tmp_path):
-    days = 12  # the run logs its days' progress every 2 s: enough days to stop it midway
+    # the run logs its days' progress every 2 s: enough days to stop it midway (one run)
+    days = 30
     with Simulator(SimConfig(trades_per_day=30_000, symbols=("BTCUSDT",))) as sim:
         lake, home = tmp_path / "lake", tmp_path / "home"
         process = subprocess.Popen(
