@@ -14,7 +14,8 @@ that stays open takes its commits in the `-wal` file, and the `.db` file changes
 checkpoint. The webserver learns that a running run logged something from the file
 system: Dagster watches the `.db` file, which it could because it closed its last
 connection after each event (closing checkpoints). This storage watches the `-wal` file
-too, so the UI shows a run's events as they happen, whichever process writes them.
+too (and looks again a moment after each change: see `_WalWatchdog`), so the UI shows a
+run's events as they happen, whichever process writes them.
 
 Configured by the local instance's dagster.yaml (`orchestration.instance`); the production
 instance (PostgreSQL, deploy/dagster.yaml) pools its connections already.
@@ -23,6 +24,7 @@ instance (PostgreSQL, deploy/dagster.yaml) pools its connections already.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +34,9 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy.engine import Connection, Engine
+
+#: How long after a change of a run's database the watcher looks at it once more.
+LOOK_AGAIN_S = 0.25
 
 #: Databases held open at once: the running run's and the index are the ones written to;
 #: a webserver reading many runs' logs keeps only the most recent few open.
@@ -100,7 +105,18 @@ class LocalSqliteEventLogStorage(SqliteEventLogStorage):
 
 
 class _WalWatchdog(SqliteEventLogStorageWatchdog):
-    """Dagster's watchdog of one run's database, also woken by its write-ahead log."""
+    """Dagster's watchdog of one run's database, also woken by its write-ahead log.
+
+    A commit appends its pages to the `-wal` file (file events) and then publishes itself in
+    the shared-memory index (written through `mmap`: no file event). An event handled
+    between the two finds nothing new, and the commit would wait unseen until the next
+    write; so each event is followed by one more look a moment later.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._reading = threading.Lock()
+        self._again: threading.Timer | None = None
 
     @property
     def patterns(self) -> list[str]:
@@ -108,3 +124,15 @@ class _WalWatchdog(SqliteEventLogStorageWatchdog):
 
     def on_modified(self, event: Any) -> None:
         self._process_log()
+        if self._again is None or not self._again.is_alive():
+            self._again = threading.Timer(LOOK_AGAIN_S, self._look_again)
+            self._again.daemon = True
+            self._again.start()
+
+    def _look_again(self) -> None:
+        if self._cb in self._event_log_storage._watchers.get(self._run_id, {}):  # still watched
+            self._process_log()
+
+    def _process_log(self) -> None:
+        with self._reading:  # the watchdog's thread and the timer's: one reader at a time
+            super()._process_log()
