@@ -18,7 +18,7 @@ demo: setup  ## simulator -> backfill -> stream -> compact -> aggregate, then a 
 	@$(UV) run --frozen marketlake demo
 
 # Two workers, a test file each at a time: most of the end-to-end tests wait on servers and
-# daemons, so the suite takes ~12 minutes on 2 cores instead of ~20 one file after another.
+# daemons, so two share 2 cores well (the suite: 8-10 minutes in CI's runs; -n 4 was slower).
 test: setup  ## the whole test suite, offline
 	@$(UV) run --frozen pytest -n 2 --dist loadfile
 

@@ -19,7 +19,7 @@ Public requests are credit-limited (about 20 per second sustained,
 
 from __future__ import annotations
 
-from marketlake.exchanges.deribit.websocket import _trade
+from marketlake.exchanges.deribit.websocket import parse_trade
 from marketlake.exchanges.errors import ResponseFormatError
 from marketlake.exchanges.paced import PagedTradesRest, trade_rows
 
@@ -93,4 +93,4 @@ def parse_page(body: object, symbol: str, url: str = LAST_TRADES) -> tuple[list[
     has_more = result.get("has_more", len(trades) >= PAGE)  # type: ignore[union-attr]
     if type(has_more) is not bool:
         raise ResponseFormatError(f"{where}: has_more is not a boolean: {str(has_more)[:40]}")
-    return trade_rows(trades, symbol, where, _trade), has_more
+    return trade_rows(trades, symbol, where, parse_trade), has_more

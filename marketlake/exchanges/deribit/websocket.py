@@ -157,7 +157,7 @@ class DeribitParser:
             try:
                 if type(item) is not dict:
                     raise Refused("mistyped field 'data': expected objects")
-                out.append(_trade(instrument, item, received_at_us))
+                out.append(parse_trade(instrument, item, received_at_us))
             except Refused as refused:
                 out.append(reject(str(refused), orjson.dumps(item), received_at_us, instrument))
         out.sort(key=lambda record: record.trade_id if type(record) is Trade else -1)  # type: ignore[union-attr]
@@ -194,7 +194,9 @@ def _float(data: dict, key: str) -> float:
     raise Refused(f"missing field {key!r}" if value is None else f"mistyped field {key!r}")
 
 
-def _trade(instrument: str, item: dict, received_at_us: int) -> Trade:
+def parse_trade(instrument: str, item: dict, received_at_us: int) -> Trade:
+    """One trade of a `trades` notification, checked field by field; the REST history's
+    rows have the same shape, so `deribit.rest` parses them with it too."""
     _check_instrument(item, instrument)
     trade_seq = field(item, "trade_seq", int)
     if trade_seq < 0:  # type: ignore[operator]

@@ -19,7 +19,7 @@ IP (`marketlake.exchanges.registry.OKX`); the client keeps to 8 per second.
 from __future__ import annotations
 
 from marketlake.exchanges.errors import ResponseFormatError, RestError
-from marketlake.exchanges.okx.websocket import _trade
+from marketlake.exchanges.okx.websocket import parse_trade
 from marketlake.exchanges.paced import PagedTradesRest, trade_rows
 
 HISTORY_TRADES = "/api/v5/market/history-trades"
@@ -92,4 +92,4 @@ def parse_page(body: object, symbol: str, url: str = HISTORY_TRADES) -> list[tup
         )
     if type(body) is not dict or type(body.get("data")) is not list:
         raise ResponseFormatError(f"{where}: not a trades answer: {str(body)[:200]}")
-    return trade_rows(body["data"], symbol, where, _trade)
+    return trade_rows(body["data"], symbol, where, parse_trade)

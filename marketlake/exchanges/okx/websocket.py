@@ -89,7 +89,7 @@ class OkxParser:
                     action = field(message, "action", str)
                     out.extend(self.books.apply(instrument, action, item, received_at_us))  # type: ignore[arg-type]
                 elif channel == "trades":
-                    out.append(_trade(instrument, item, received_at_us))
+                    out.append(parse_trade(instrument, item, received_at_us))
                 elif channel == "bbo-tbt":
                     out.append(_quote(instrument, item, received_at_us))
                 else:
@@ -118,7 +118,9 @@ class OkxParser:
         return [reject("not an OKX push (no 'arg' and 'data')", raw, received_at_us)]
 
 
-def _trade(instrument: str, item: dict, received_at_us: int) -> Trade:
+def parse_trade(instrument: str, item: dict, received_at_us: int) -> Trade:
+    """One trade of a `trades` push, checked field by field; the REST history's rows have
+    the same shape, so `okx.rest` parses them with it too."""
     sent = field(item, "instId", str)
     if sent != instrument:
         raise Refused(f"instId {sent[:32]!r} does not match channel {instrument}")  # type: ignore[index]

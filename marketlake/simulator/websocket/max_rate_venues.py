@@ -20,7 +20,7 @@ import orjson
 from marketlake.simulator import book, data
 from marketlake.simulator.websocket.l2 import best_first, levels_at, number
 from marketlake.simulator.websocket.max_rate import raw_frame
-from marketlake.simulator.websocket.okx import _level, okx_checksum
+from marketlake.simulator.websocket.okx import book_level, okx_checksum
 
 if TYPE_CHECKING:
     from marketlake.simulator.websocket.deribit import DeribitSession
@@ -65,8 +65,8 @@ async def send_max_rate_okx(session: OkxSession) -> None:
         seq = int(book.update_id_at(inst, now))
         bid_levels, ask_levels = best_first(bids, True), best_first(asks, False)
         snapshot = {
-            "asks": [_level(p, q) for p, q in ask_levels],
-            "bids": [_level(p, q) for p, q in bid_levels],
+            "asks": [book_level(p, q) for p, q in ask_levels],
+            "bids": [book_level(p, q) for p, q in bid_levels],
             "ts": str(now // 1000),
             "checksum": okx_checksum(bid_levels, ask_levels),
             "prevSeqId": -1,

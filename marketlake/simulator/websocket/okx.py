@@ -47,7 +47,7 @@ def okx_checksum(bids: list[tuple[float, float]], asks: list[tuple[float, float]
     return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
-def _level(price: float, size: float) -> list[str]:
+def book_level(price: float, size: float) -> list[str]:
     """``[px, sz, "0", orderCount]``: OKX's deprecated third field is always "0"."""
     orders = "0" if size == 0.0 else str(1 + int(size * 1e5) % 7)
     return [number(price), number(size), "0", orders]
@@ -143,8 +143,8 @@ class OkxSession(TickedSession):
             return
         self.last_quote[inst] = quote.update_id
         item = {
-            "asks": [_level(quote.ask_price, quote.ask_qty)],
-            "bids": [_level(quote.bid_price, quote.bid_qty)],
+            "asks": [book_level(quote.ask_price, quote.ask_qty)],
+            "bids": [book_level(quote.bid_price, quote.bid_qty)],
             "ts": str(t_us // 1000),
             "seqId": quote.update_id,
         }
@@ -180,8 +180,8 @@ class OkxSession(TickedSession):
             stats.bad_checksums_sent += 1
             checksum = checksum + 1 if checksum < (1 << 31) - 1 else checksum - 1
         item = {
-            "asks": [_level(p, q) for p, q in ask_levels],
-            "bids": [_level(p, q) for p, q in bid_levels],
+            "asks": [book_level(p, q) for p, q in ask_levels],
+            "bids": [book_level(p, q) for p, q in bid_levels],
             "ts": str(t_us // 1000),
             "checksum": checksum,
             "prevSeqId": prev_seq_id,
