@@ -24,10 +24,7 @@ from assets.partitioned import (
     materialize_partitions,
     write_now,
 )
-from assets.trade_transforms import (
-    count_ids,
-    summarize,
-)
+from assets.trade_transforms import count_ids, summarize
 from assets.trades_history_checks import (
     NO_NULLS,
     PRICES_AND_SIZES_POSITIVE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -31,12 +32,16 @@ event_log_storage:
   class: LocalSqliteEventLogStorage
   config:
     base_dir: {base_dir}
-"""
+"""  # base_dir: a JSON string, which YAML reads as it is (a path may hold ": " or " #")
 
 
 def local_instance_yaml(home: Path) -> str:
     """The dagster.yaml of a local instance in `home`."""
-    return LOCAL_INSTANCE_YAML + EVENT_LOG_YAML.format(base_dir=event_log_dir(home))
+    return LOCAL_INSTANCE_YAML + _event_log_yaml(home)
+
+
+def _event_log_yaml(home: Path) -> str:
+    return EVENT_LOG_YAML.format(base_dir=json.dumps(str(event_log_dir(home))))
 
 
 def event_log_dir(home: Path) -> Path:
@@ -59,7 +64,7 @@ def prepared_home(home: Path | None = None) -> Path:
     else:
         text = config.read_text()
         if text.startswith(LOCAL_INSTANCE_YAML.splitlines()[0]) and "event_log_storage" not in text:
-            config.write_text(text + EVENT_LOG_YAML.format(base_dir=event_log_dir(home)))
+            config.write_text(text + _event_log_yaml(home))
     return home
 
 
@@ -76,8 +81,9 @@ def tune_sqlite() -> None:
     file, so every process opening it (webserver, daemon) gets WAL; `synchronous` is per
     connection, hence the listener. The listener also keeps each file open once
     (`_keep_open`), which takes the log's checkpoint off every event: together they cut the
-    bookkeeping of a 10-day build by about a third again. PostgreSQL (the production
-    instance) is untouched.
+    bookkeeping of a 10-day build by about a third again. (The event log's own files are
+    held open by its engines, `orchestration.event_log`; the keepers still serve the run
+    and schedule storages.) PostgreSQL (the production instance) is untouched.
     """
     global _tuned
     if _tuned:
