@@ -99,14 +99,14 @@ def _now() -> dt.datetime:
 
 
 @dataclass(frozen=True)
-class _Ahead:
+class _MergedAhead:
     """A merge done ahead, and the versions of the tables it read."""
 
     day: MergedDay
     versions: tuple[int | None, ...]
 
 
-_merged: Ahead[_Ahead] = Ahead()
+_merged: Ahead[_MergedAhead] = Ahead()
 
 
 def first_day_merged(
@@ -114,13 +114,13 @@ def first_day_merged(
     lake: Lake,
     binance: BinanceEndpoints | None,
     histories: RestHistories | None,
-) -> AbstractContextManager[Future[_Ahead]]:
+) -> AbstractContextManager[Future[_MergedAhead]]:
     """Merge `key`'s day in a thread, for a run started inside this block to take
     (`take_merged`)."""
 
-    def merge() -> _Ahead:
+    def merge() -> _MergedAhead:
         versions = _versions(lake)
-        return _Ahead(merge_trades_partition(key, lake, binance, histories), versions)
+        return _MergedAhead(merge_trades_partition(key, lake, binance, histories), versions)
 
     return _merged.started((lake.uri, str(key)), merge, f"merge {key}")
 

@@ -228,13 +228,6 @@ def write_now(result: PartitionResult, lake: Lake) -> PartitionResult:
     return result
 
 
-@dataclass(frozen=True)
-class _Committed:
-    """How a batch's commit ended: `error` is why none of its days was written."""
-
-    error: Exception | None = None
-
-
 class _Commits:
     """The run's pending writes, checked and committed a batch per table at a time.
 
@@ -258,7 +251,8 @@ class _Commits:
         self.check = check
         self.queued: list[str] = []
         self.rows = 0
-        self.in_flight: list[tuple[list[str], int, Future[_Committed]]] = []
+        #: (keys, rows, the commit's error or None) of each batch handed on, oldest first
+        self.in_flight: list[tuple[list[str], int, Future[Exception | None]]] = []
         self.threads: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
 
     def add(
@@ -333,18 +327,19 @@ class _Commits:
             or (rows is not None and sum(n for _, n, _ in self.in_flight) > rows)
         ):
             keys, _rows, done = self.in_flight[0]
-            error = done.result().error  # an interrupted wait leaves it to the final flush
+            error = done.result()  # an interrupted wait leaves it to the final flush
             self.in_flight.pop(0)
             if error is not None:
                 failed |= {key: error for key in keys if results.pop(key, None) is not None}
         return failed
 
-    def _commit(self, checked: Future[dict[str, PartitionResult]]) -> _Committed:
-        """Commit the days of a batch that passed their checks, as one write. Runs on the
-        commit thread: it touches only the results of its own batch."""
+    def _commit(self, checked: Future[dict[str, PartitionResult]]) -> Exception | None:
+        """Commit the days of a batch that passed their checks, as one write; the error
+        that kept all of them from the lake, if one did. Runs on the commit thread: it
+        touches only the results of its own batch."""
         batch = checked.result()  # a check that raised fails the run, as it would in line
         if not batch:
-            return _Committed()
+            return None
         writes = [result.pending for result in batch.values()]
         first = writes[0]
         started = time.perf_counter()
@@ -356,14 +351,14 @@ class _Commits:
                 first.partition_by,
             )
         except Exception as error:
-            return _Committed(error)
+            return error
         seconds = time.perf_counter() - started
         for result in batch.values():
             result.metadata["delta_version"] = version
             result.metadata["commit_partitions"] = len(batch)
             result.metadata["commit_s"] = round(seconds, 3)
             result.pending = None  # the rows are in the lake; free them
-        return _Committed()
+        return None
 
     def _passing(self, batch: dict[str, PartitionResult]) -> dict[str, PartitionResult]:
         """Check `batch` as one (when checks are batched); the results whose ERROR checks

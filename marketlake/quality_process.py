@@ -90,10 +90,8 @@ class ValidationProcess:
     def stop(self) -> None:
         """End the child now, as its parent exits: it holds nothing to save, and a
         graceful end would spend a second of the command unloading GE and pandas."""
-        self._requests.close()
-        self._results.close()
         self._child.kill()
-        self._child.wait()
+        self.close()
 
     def close(self) -> None:
         """End the child (it exits when its request pipe closes) and reap it."""
