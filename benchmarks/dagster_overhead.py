@@ -51,7 +51,12 @@ CLI_SAMPLE = 20
 
 def _env(base_url: str, home: Path, lake: Path, symbols: tuple[str, ...]) -> dict[str, str]:
     return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("MARKETLAKE_")},
+        # the user's settings stay out, but for the launcher's switch (an A/B of it)
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("MARKETLAKE_") or k == "MARKETLAKE_WARM_RUNS"
+        },
         "DAGSTER_HOME": str(home),
         "MARKETLAKE_LAKE": str(lake),
         "MARKETLAKE_BINANCE_ARCHIVE_URL": base_url,

@@ -124,6 +124,16 @@ def wait_until_loaded() -> None:
     _validator().validate(pl.DataFrame(), [])
 
 
+def fork_validator() -> None:
+    """This process's GE process, forked from it now: for a process that has GE loaded and
+    runs no thread but its main one (a warm run worker, `orchestration.warm_workers`)."""
+    global _process
+    with _process_lock:
+        if _process is None:
+            _process = ValidationProcess(fork=True)
+            atexit.register(_process.stop)
+
+
 def _validator() -> ValidationProcess:
     global _process
     with _process_lock:

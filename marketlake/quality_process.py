@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -55,15 +56,21 @@ class ValidationProcessDied(RuntimeError):
 class ValidationProcess:
     """The GE child: `validate` sends one frame and its expectations and waits for results."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, fork: bool = False) -> None:
+        """A fresh interpreter that imports GE; or, with `fork`, a fork of this process,
+        which must have GE loaded and no thread but its main one (a warm run worker,
+        `orchestration.warm_workers`): ready at once."""
         request_read, request_write = os.pipe()
         result_read, result_write = os.pipe()
-        self._child = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(request_read), str(result_write)],
-            pass_fds=(request_read, result_write),
-            stdin=subprocess.DEVNULL,
-            process_group=0,  # a terminal's Ctrl-C reaches the parent only, even mid-start
-        )
+        if fork:
+            self._child: subprocess.Popen | _Forked = _Forked.serve(request_read, result_write)
+        else:
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(request_read), str(result_write)],
+                pass_fds=(request_read, result_write),
+                stdin=subprocess.DEVNULL,
+                process_group=0,  # a terminal's Ctrl-C reaches the parent only, even mid-start
+            )
         os.close(request_read)
         os.close(result_write)
         self._requests = Connection(request_write, readable=False)
@@ -102,6 +109,54 @@ class ValidationProcess:
         except subprocess.TimeoutExpired:
             self._child.kill()
             self._child.wait()
+
+
+class _Forked:
+    """The forked child, with the part of `subprocess.Popen` that `ValidationProcess` uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._status: int | None = None
+
+    @classmethod
+    def serve(cls, request_read: int, result_write: int) -> _Forked:
+        pid = os.fork()
+        if pid:
+            return cls(pid)
+        try:  # the child: serve until the parent closes its end, never return
+            os.setpgid(0, 0)
+            _die_with_parent()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            # Hold nothing of the parent's: its end of the pipes above all, or the child
+            # would never read the end of its requests when the parent closes them.
+            low, high = sorted((request_read, result_write))
+            os.closerange(3, low)
+            os.closerange(low + 1, high)
+            os.closerange(high + 1, os.sysconf("SC_OPEN_MAX"))
+            _serve(
+                Connection(request_read, writable=False), Connection(result_write, readable=False)
+            )
+        finally:
+            os._exit(0)
+
+    def poll(self) -> int | None:
+        if self._status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self._status = os.waitstatus_to_exitcode(status)
+        return self._status
+
+    def kill(self) -> None:
+        if self._status is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0)
+            time.sleep(0.01)
+        return self._status  # type: ignore[return-value]
 
 
 def _ipc(frame: pl.DataFrame) -> bytes:

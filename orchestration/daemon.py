@@ -23,8 +23,10 @@ renames them stops the daemon here with a message saying so, instead of running 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 #: Seconds between the backfill daemon's iterations unless `MARKETLAKE_BACKFILL_INTERVAL_S` says.
 BACKFILL_INTERVAL_S = 5.0
@@ -89,7 +91,26 @@ def main(argv: Sequence[str]) -> None:
         from dagster._daemon.cli import cli
 
         shorten_backfill_interval(backfill_interval())
-        cli.main(list(argv), prog_name="dagster-daemon", obj={})
+        warm = start_warm_workers() if argv[:1] == ["run"] else None
+        try:
+            cli.main(list(argv), prog_name="dagster-daemon", obj={})
+        finally:
+            if warm is not None:
+                warm.terminate()
+
+
+def start_warm_workers() -> subprocess.Popen | None:
+    """The process that forks this instance's run workers warm (`orchestration.warm_workers`),
+    unless `MARKETLAKE_WARM_RUNS=0` says runs start as Dagster starts them."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home or os.environ.get("MARKETLAKE_WARM_RUNS", "1").strip() == "0":
+        return None
+    from orchestration.warm_workers import address
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestration.warm_workers", address(Path(home))],
+        stdin=subprocess.DEVNULL,
+    )
 
 
 if __name__ == "__main__":

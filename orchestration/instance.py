@@ -35,9 +35,17 @@ event_log_storage:
 """  # base_dir: a JSON string, which YAML reads as it is (a path may hold ": " or " #")
 
 
+#: The local instance's run launcher (orchestration/run_launcher.py): warm run workers.
+RUN_LAUNCHER_YAML = """# Runs forked warm by the daemon (orchestration/warm_workers.py).
+run_launcher:
+  module: orchestration.run_launcher
+  class: WarmRunLauncher
+"""
+
+
 def local_instance_yaml(home: Path) -> str:
     """The dagster.yaml of a local instance in `home`."""
-    return LOCAL_INSTANCE_YAML + _event_log_yaml(home)
+    return LOCAL_INSTANCE_YAML + _event_log_yaml(home) + RUN_LAUNCHER_YAML
 
 
 def _event_log_yaml(home: Path) -> str:
@@ -53,18 +61,27 @@ def prepared_home(home: Path | None = None) -> Path:
     """`home` (default: `$DAGSTER_HOME` or `./.dagster_home`), with a dagster.yaml in it.
 
     An existing dagster.yaml (the production one from deploy/, say) is left as it is, except
-    that one this module wrote before the event log was configured gets that block added
-    (the same databases, held open: `orchestration.event_log`).
+    that one this module wrote before the event log or the run launcher was configured gets
+    the missing block added (`orchestration.event_log`, `orchestration.run_launcher`).
     """
     home = home or dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(local_instance_yaml(home))
-    else:
-        text = config.read_text()
-        if text.startswith(LOCAL_INSTANCE_YAML.splitlines()[0]) and "event_log_storage" not in text:
-            config.write_text(text + _event_log_yaml(home))
+        return home
+    text = config.read_text()
+    if text.startswith(LOCAL_INSTANCE_YAML.splitlines()[0]):
+        missing = [
+            block
+            for key, block in (
+                ("event_log_storage", _event_log_yaml(home)),
+                ("run_launcher", RUN_LAUNCHER_YAML),
+            )
+            if f"\n{key}:" not in text
+        ]
+        if missing:
+            config.write_text(text + "".join(missing))
     return home
 
 

@@ -14,6 +14,7 @@ from dagster._core.events.log import EventLogEntry
 
 from orchestration.event_log import LocalSqliteEventLogStorage
 from orchestration.instance import LOCAL_INSTANCE_YAML, local_instance, prepared_home
+from orchestration.run_launcher import WarmRunLauncher
 
 
 def log_line(run_id: str, message: str) -> EventLogEntry:
@@ -52,9 +53,10 @@ def test_a_watcher_sees_each_event_while_the_writer_keeps_its_file_open(tmp_path
         writer.dispose()
 
 
-def test_a_new_local_instance_uses_it_and_an_older_one_is_given_it(tmp_path: Path) -> None:
+def test_new_and_older_local_instances_get_the_event_log_and_the_warm_launcher(tmp_path: Path) -> None:
     with local_instance(tmp_path / "new") as instance:
         assert isinstance(instance.event_log_storage, LocalSqliteEventLogStorage)
+        assert isinstance(instance.run_launcher, WarmRunLauncher)
 
     older = tmp_path / "older"
     older.mkdir()
@@ -62,6 +64,7 @@ def test_a_new_local_instance_uses_it_and_an_older_one_is_given_it(tmp_path: Pat
     prepared_home(older)
     with dg.DagsterInstance.from_config(str(older)) as instance:
         assert isinstance(instance.event_log_storage, LocalSqliteEventLogStorage)
+        assert isinstance(instance.run_launcher, WarmRunLauncher)
         assert instance.run_coordinator.inst_data.config_dict["max_concurrent_runs"] == 3
 
     production = tmp_path / "production"

@@ -13,13 +13,20 @@ import time
 
 import polars as pl
 import pytest
-from support.dagster_dev import dagster_dev, graphql, marketlake_cli, marketlake_env
+from support.dagster_dev import (
+    dagster_dev,
+    graphql,
+    marketlake_cli,
+    marketlake_env,
+    wait_until_warm,
+)
 
 from assets.trades_history_checks import TRADES_HISTORY_CHECKS
 from deploy.loopback.graphql import BACKFILL, LAUNCH_BACKFILL
 from marketlake.lake import Lake
 from marketlake.simulator.data import SimConfig
 from marketlake.simulator.server import Simulator
+from orchestration.run_launcher import PID_TAG
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 PARTITIONS = [
@@ -113,6 +120,7 @@ def test_a_backfill_launched_through_graphql_completes_with_the_daemon(tmp_path)
         marketlake_cli(env, "symbols", "add", "BTCUSDT", "ETHUSDT")
 
         with dagster_dev(env, tmp_path / "dev.log") as url:
+            wait_until_warm(env, tmp_path / "dev.log")
             launched = graphql(
                 url,
                 LAUNCH_BACKFILL,
@@ -142,6 +150,9 @@ def test_a_backfill_launched_through_graphql_completes_with_the_daemon(tmp_path)
         # Batched runs (BackfillPolicy.multi_run): Dagster ranges a multi-partition backfill
         # along the date axis, one run per symbol here, not one run per partition.
         assert len(backfill["runs"]) == len(SYMBOLS)
+        # each forked by the daemon's warm process (orchestration/warm_workers.py)
+        for run in backfill["runs"]:
+            assert PID_TAG in {tag["key"] for tag in run["tags"]}, run
         landed = Lake(str(lake)).scan("trades_history").collect()
         for key in PARTITIONS:
             date, instrument = key.split("|")
