@@ -18,6 +18,10 @@ daemon and keeps its 30 s.
 
 Both are private names of Dagster's: the pin (`dagster<1.14`) holds them, and a version that
 renames them stops the daemon here with a message saying so, instead of running it slow.
+
+`run` also starts the warm process that forks the daemon's run workers
+(`orchestration.warm_workers`; `MARKETLAKE_WARM_RUNS=0` leaves it out), which the local
+instance's launcher uses (`orchestration.run_launcher`).
 """
 
 from __future__ import annotations

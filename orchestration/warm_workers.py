@@ -64,10 +64,17 @@ MAX_REQUEST_BYTES = 1 << 20
 def address(home: Path) -> str:
     """The socket of the warm process serving the instance in `home`.
 
-    Under the temporary folder and named by a hash of `home`: a Unix socket's path is
+    Whoever can connect to it can have a run worker import and run code, so it sits in a
+    folder only this user can enter (created so, checked if it exists). That folder is in
+    the temporary one and the socket is named by a hash of `home`: a Unix socket's path is
     limited to ~100 bytes, which a `$DAGSTER_HOME` deep in a test's folder exceeds."""
+    folder = Path(tempfile.gettempdir()) / f"marketlake-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    owned = folder.stat()
+    if owned.st_uid != os.getuid() or owned.st_mode & 0o077:
+        raise PermissionError(f"{folder} must belong to this user alone (mode 700)")
     digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:16]
-    return str(Path(tempfile.gettempdir()) / f"marketlake-runs-{digest}.sock")
+    return str(folder / f"runs-{digest}.sock")
 
 
 def start_run(where: str, serialized_args: str, *, timeout: float = 30.0) -> int:
@@ -141,7 +148,6 @@ def serve(where: str) -> None:
         os.unlink(where)  # a socket left by a process that was killed
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(where)
-    os.chmod(where, 0o600)
     server.listen(16)
     server.settimeout(1.0)
     print(f"warm run workers: ready at {where}", file=sys.stderr, flush=True)
