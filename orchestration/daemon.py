@@ -111,9 +111,13 @@ def start_warm_workers() -> subprocess.Popen | None:
         return None
     from orchestration.warm_workers import address
 
+    try:
+        where = address(Path(home))
+    except OSError as error:  # the daemon runs on; its runs start Dagster's way
+        print(f"no warm run workers: {error}", file=sys.stderr)
+        return None
     return subprocess.Popen(
-        [sys.executable, "-m", "orchestration.warm_workers", address(Path(home))],
-        stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "orchestration.warm_workers", where], stdin=subprocess.DEVNULL
     )
 
 

@@ -63,7 +63,7 @@ class WarmRunLauncher(DefaultRunLauncher):
         if run is None or run.is_finished or PID_TAG not in run.tags:
             return super().terminate(run_id)
         self._instance.report_run_canceling(run)
-        try:  # the worker's interrupt: it stops at its next step boundary, marked canceled
+        try:  # the worker's Ctrl-C: Dagster stops the step and marks the run canceled
             os.kill(int(run.tags[PID_TAG]), signal.SIGINT)
         except ProcessLookupError:
             return False

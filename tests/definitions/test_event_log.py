@@ -53,7 +53,9 @@ def test_a_watcher_sees_each_event_while_the_writer_keeps_its_file_open(tmp_path
         writer.dispose()
 
 
-def test_new_and_older_local_instances_get_the_event_log_and_the_warm_launcher(tmp_path: Path) -> None:
+def test_new_and_older_local_instances_get_this_event_log_and_the_warm_launcher(
+    tmp_path: Path,
+) -> None:
     with local_instance(tmp_path / "new") as instance:
         assert isinstance(instance.event_log_storage, LocalSqliteEventLogStorage)
         assert isinstance(instance.run_launcher, WarmRunLauncher)
