@@ -231,7 +231,12 @@ def daemon(
         stop_dev(server)
         log.close()
     if backfill["status"] != "COMPLETED_SUCCESS":
-        raise RuntimeError(f"backfill ended {backfill['status']}; see {log.name}")
+        # the home is in a temporary folder removed on exit: say what failed here
+        failed = [r["runId"] for r in backfill["runs"] if r["status"] != "SUCCESS"]
+        raise RuntimeError(
+            f"backfill ended {backfill['status']}; runs not succeeded: {failed}; the end of "
+            f"{log.name}:\n{Path(log.name).read_text()[-6000:]}"
+        )
     return Measured(
         f"daemon, {jobs} run{'s' if jobs > 1 else ''} at once", seconds, runs=runs,
         peak_rss_mib=peak.mib, files_per_partition=_files_per_partition(table, fleet),
