@@ -244,16 +244,11 @@ def daemon(
     )  # fmt: skip
 
 
-def _wait_warm(home: Path, env: dict[str, str], timeout: float = 120) -> None:
+def _wait_warm(home: Path, env: dict[str, str]) -> None:
     """Until the daemon's warm run-worker process serves (unless `MARKETLAKE_WARM_RUNS=0`):
     the benchmark times the backfill, not the daemon's start."""
-    if env.get("MARKETLAKE_WARM_RUNS", "1").strip() == "0":
-        return
-    where, deadline = Path(warm_workers.address(home)), time.monotonic() + timeout
-    while not where.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no warm run-worker process within {timeout}s; see dev.log")
-        time.sleep(0.2)
+    if env.get("MARKETLAKE_WARM_RUNS", "1").strip() != "0":
+        warm_workers.wait_until_serving(home)
 
 
 # --- what is measured beside the time ---------------------------------------------------------

@@ -13,14 +13,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
 
 from dagster import DefaultRunLauncher
 from dagster._core.launcher import LaunchRunContext
 from dagster._grpc.types import ExecuteRunArgs
-from dagster._serdes import ConfigurableClassData, serialize_value
+from dagster._serdes import serialize_value
 
 from orchestration import warm_workers
 
@@ -31,12 +29,6 @@ PID_TAG = "marketlake/run_worker_pid"
 class WarmRunLauncher(DefaultRunLauncher):
     """`DefaultRunLauncher`, except that a run goes to the instance's warm process if one
     answers (`python -m orchestration.daemon` starts it) and runs this interpreter."""
-
-    @classmethod
-    def from_config_value(
-        cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
-    ) -> Self:
-        return cls(inst_data=inst_data)
 
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run

@@ -40,6 +40,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +76,15 @@ def address(home: Path) -> str:
         raise PermissionError(f"{folder} must belong to this user alone (mode 700)")
     digest = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:16]
     return str(folder / f"runs-{digest}.sock")
+
+
+def wait_until_serving(home: Path, timeout: float = 120) -> None:
+    """Until a warm process serves `home` (its socket exists); TimeoutError after `timeout`."""
+    where, deadline = Path(address(home)), time.monotonic() + timeout
+    while not where.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no warm run-worker process at {where} within {timeout}s")
+        time.sleep(0.2)
 
 
 def start_run(where: str, serialized_args: str, *, timeout: float = 30.0) -> int:

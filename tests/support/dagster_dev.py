@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from orchestration import warm_workers
 from orchestration.serve import stop_process_group
-from orchestration.warm_workers import address
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,17 +75,13 @@ def dagster_dev(env: dict[str, str], log: Path) -> Iterator[str]:
         stop_process_group(server)
 
 
-def wait_until_warm(env: dict[str, str], server_log: Path, timeout: float = 120) -> None:
+def wait_until_warm(env: dict[str, str], server_log: Path) -> None:
     """Until the daemon's warm process (`orchestration.warm_workers`) serves the home in
     `env`: a run launched before it is ready starts as Dagster starts it instead."""
-    where = Path(address(Path(env["DAGSTER_HOME"])))
-    deadline = time.monotonic() + timeout
-    while not where.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"no warm run-worker process within {timeout}s:\n{server_log.read_text()[-3000:]}"
-            )
-        time.sleep(0.2)
+    try:
+        warm_workers.wait_until_serving(Path(env["DAGSTER_HOME"]))
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}:\n{server_log.read_text()[-3000:]}") from None
 
 
 def graphql(url: str, query: str, variables: dict) -> dict:
