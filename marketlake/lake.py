@@ -11,18 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, overload
+from typing import Any, Final, Literal, TypeVar, overload
 from urllib.parse import unquote
 
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 PartitionValues = Mapping[str, str | dt.date]
+_T = TypeVar("_T")
 
 
 def _sql_literal(value: str | dt.date) -> str:
@@ -132,13 +133,15 @@ class Lake:
         return self._write(table, frame, mode="append", partition_by=list(partition_by))
 
     def _write(self, table: str, frame: pl.DataFrame, **options: Any) -> int:
-        """One commit; returns *its* version, even when other writers commit meanwhile.
+        """One commit; returns *its* version, even when other writers commit meanwhile."""
+        self._ensure_parent()
+        return _outliving_table_creation(lambda: self._commit(table, frame, **options))
 
-        Writing through a loaded `DeltaTable` leaves it at the version this commit got
+    def _commit(self, table: str, frame: pl.DataFrame, **options: Any) -> int:
+        """Writing through a loaded `DeltaTable` leaves it at the version this commit got
         (deltalake retries a commit that lost the race at the next free version); reading
         the table's version afterwards could report another writer's later commit.
         """
-        self._ensure_parent()
         try:
             target = self.delta_table(table)
         except TableNotFoundError:  # the first write creates the table
@@ -292,7 +295,9 @@ class Lake:
         append both land.
         """
         filters = [(column, "=", _filter_value(v)) for column, v in partition.items()]
-        return self.delta_table(table).optimize.compact(partition_filters=filters)
+        return _outliving_table_creation(
+            lambda: self.delta_table(table).optimize.compact(partition_filters=filters)
+        )
 
     def vacuum(self, table: str, retention_hours: int) -> list[str]:
         """Delete files no version younger than `retention_hours` needs; returns them."""
@@ -310,6 +315,39 @@ class Lake:
 #: Rows per record batch handed to the Delta writer. It splits, encodes and buffers batch by
 #: batch, so a 5M-row day in one piece would cost it ~1 GiB at once; slices keep that flat.
 WRITE_BATCH_ROWS = 1 << 19
+
+
+#: How many times a write is tried when concurrent writers keep creating its table: each
+#: losing attempt sees one more creator's commit, and a run queue holds a handful of writers.
+CREATION_RACE_ATTEMPTS: Final = 8
+
+#: deltalake's words for a refused commit whose conflict is a concurrent change of the
+#: table's schema or protocol. Only a table's creation commits those here: writers that
+#: find no table all create it, and the creations after the first land as later versions
+#: that still carry a schema and a protocol, refusing every commit begun before them.
+_CREATION_CONFLICTS: Final = (
+    "Metadata changed since last commit",
+    "Protocol changed since last commit",
+)
+
+
+def _outliving_table_creation(commit: Callable[[], _T]) -> _T:
+    """`commit()`, tried again on the table as it now is while a concurrent writer's
+    creation of the table refused it; any other refusal is raised.
+
+    Retrying is safe: that conflict says nothing about the rows being replaced, each try
+    re-reads the table (so a real schema change would fail it with a schema error), and a
+    refused commit leaves the table as it was (its data files are never listed; `vacuum`
+    removes them). deltalake names the conflict only in its message, hence the text match.
+    """
+    for attempt in range(1, CREATION_RACE_ATTEMPTS + 1):
+        try:
+            return commit()
+        except CommitFailedError as error:
+            lost_to_creation = any(words in str(error) for words in _CREATION_CONFLICTS)
+            if attempt == CREATION_RACE_ATTEMPTS or not lost_to_creation:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _record_batches(frame: pl.DataFrame) -> pa.RecordBatchReader:

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 from support.frames import DAY, partition, trades
+from support.racing import race_first_writes
 
 from marketlake import schemas
 from marketlake.lake import Lake
@@ -229,6 +230,15 @@ def test_concurrent_replacements_of_different_partitions_both_land(lake):
     with ThreadPoolExecutor(len(symbols)) as pool:
         versions = list(pool.map(replace, range(len(symbols))))
     assert sorted(versions) == [1, 2, 3, 4]
+    counts = read(lake).group_by("symbol").len().sort("symbol")
+    assert dict(counts.iter_rows()) == {"BTCUSDT": 10, "ETHUSDT": 20, "SOLUSDT": 30, "XRPUSDT": 40}
+
+
+def test_writers_that_all_find_no_table_all_land(lake):
+    """A run queue's first runs on a new S3 lake: concurrent creations of the table refuse
+    commits begun before them, and those are tried again (S3's conditional put decides
+    each version, as the local file system's link does)."""
+    race_first_writes(lake, TABLE, commits_each=2)
     counts = read(lake).group_by("symbol").len().sort("symbol")
     assert dict(counts.iter_rows()) == {"BTCUSDT": 10, "ETHUSDT": 20, "SOLUSDT": 30, "XRPUSDT": 40}
 

@@ -1,0 +1,32 @@
+"""Writers that start together on a table nobody has created yet, as a run queue's runs do."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from marketlake import schemas
+from marketlake.lake import Lake
+from support.frames import partition, trades
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
+
+
+def race_first_writes(lake: Lake, table: str, commits_each: int) -> None:
+    """Each of four threads replaces its own symbol's partition `commits_each` times, all
+    starting at once on a missing `table`: several find no table and create it, and every
+    commit begun before the last creation meets a changed schema and protocol."""
+    start = threading.Barrier(len(SYMBOLS))
+
+    def replace(writer: int) -> None:
+        symbol = SYMBOLS[writer]
+        start.wait()
+        for commit in range(commits_each):
+            ids = range(100 * commit, 100 * commit + 10 * (writer + 1))
+            frame = trades(symbol, ids)
+            lake.replace_partition(
+                table, frame, partition(symbol), schemas.MARKET_PARTITION_COLUMNS
+            )
+
+    with ThreadPoolExecutor(len(SYMBOLS)) as pool:
+        list(pool.map(replace, range(len(SYMBOLS))))  # raises the first writer's error
