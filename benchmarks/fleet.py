@@ -14,8 +14,9 @@ the simulator's archive, three ways, each into its own fresh lake and Dagster in
   once, timed from the launch until the backfill reports COMPLETED_SUCCESS.
 
 Reported per path: wall time, the ratio to the bare work, runs created, peak RSS of one
-process, data files per partition, and the time from start until the first instrument-day
-is readable in the lake (its first Delta commit).
+process and peak memory of all its processes together (PSS), data files per partition, and
+the time from start until the first instrument-day is readable in the lake (its first Delta
+commit).
 
     uv run --frozen python -m benchmarks.fleet                    # 50 x 30 x 100k, ~1 h
     uv run --frozen python -m benchmarks.fleet --symbols 10 --days 10 --paths bare,cli
@@ -96,6 +97,7 @@ class Measured:
     seconds: float
     runs: int | None = None
     peak_rss_mib: float | None = None
+    peak_total_mib: float | None = None
     files_per_partition: float | None = None
     first_readable_s: float | None = None
     notes: list[str] = field(default_factory=list)
@@ -167,7 +169,7 @@ def cli(fleet: Fleet, env: dict[str, str], command: str, jobs: int, table: Path)
         process = subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        with _PeakRss(process.pid) as peak:
+        with _PeakMemory(process.pid) as peak:
             stdout, stderr = process.communicate()
         seconds = time.perf_counter() - started
     if process.returncode != 0:
@@ -178,6 +180,7 @@ def cli(fleet: Fleet, env: dict[str, str], command: str, jobs: int, table: Path)
         seconds,
         runs=_runs_in(summary[-1]) if summary else None,
         peak_rss_mib=peak.mib,
+        peak_total_mib=peak.total_mib,
         files_per_partition=_files_per_partition(table, fleet),
         first_readable_s=first.after(started),
     )
@@ -196,12 +199,8 @@ def daemon(
 ) -> Measured:
     """`dagster dev`, a backfill of `assets` over every key, `jobs` runs at a time."""
     home = Path(env["DAGSTER_HOME"])
-    # The instance `marketlake` creates, with the run queue at `jobs` runs at once.
-    (home / "dagster.yaml").write_text(
-        local_instance_yaml(home).replace(
-            "run_queue:\n", f"run_queue:\n  max_concurrent_runs: {jobs}\n"
-        )
-    )
+    # The instance `marketlake` creates, starting `jobs` of the backfill's runs at once.
+    (home / "dagster.yaml").write_text(local_instance_yaml(home, backfill_runs=jobs))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = (home / "dev.log").open("w")
@@ -210,7 +209,7 @@ def daemon(
          "-w", str(ROOT / "workspace.yaml")],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    peak = _PeakRss(server.pid)
+    peak = _PeakMemory(server.pid)
     try:
         _wait_serving(url, server)
         _wait_warm(home, env)
@@ -239,7 +238,8 @@ def daemon(
         )
     return Measured(
         f"daemon, {jobs} run{'s' if jobs > 1 else ''} at once", seconds, runs=runs,
-        peak_rss_mib=peak.mib, files_per_partition=_files_per_partition(table, fleet),
+        peak_rss_mib=peak.mib, peak_total_mib=peak.total_mib,
+        files_per_partition=_files_per_partition(table, fleet),
         first_readable_s=first.after(started),
     )  # fmt: skip
 
@@ -284,13 +284,15 @@ def _first_commit_watch(table: Path) -> Iterator[_Watch]:
         thread.join()
 
 
-class _PeakRss:
-    """The largest resident set of any one process under `pid`, sampled twice a second."""
+class _PeakMemory:
+    """Sampled twice a second over the processes under `pid`: the largest resident set of
+    any one of them, and the largest total of their proportional sets (PSS: a page shared
+    by n processes counts 1/n in each, so forked runs' shared pages count once)."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.kib, self._stop = pid, 0, threading.Event()
+        self.pid, self.kib, self.total_kib, self._stop = pid, 0, 0, threading.Event()
 
-    def __enter__(self) -> _PeakRss:
+    def __enter__(self) -> _PeakMemory:
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -303,13 +305,26 @@ class _PeakRss:
     def mib(self) -> float:
         return self.kib / 1024
 
+    @property
+    def total_mib(self) -> float:
+        return self.total_kib / 1024
+
     def _sample(self) -> None:
         while not self._stop.wait(0.5):
+            total = 0
             for pid in _descendants(self.pid):
                 with contextlib.suppress(OSError):
-                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                        if line.startswith("VmRSS:"):
-                            self.kib = max(self.kib, int(line.split()[1]))
+                    self.kib = max(self.kib, _kib(Path(f"/proc/{pid}/status"), "VmRSS:"))
+                    total += _kib(Path(f"/proc/{pid}/smaps_rollup"), "Pss:")
+            self.total_kib = max(self.total_kib, total)
+
+
+def _kib(proc_file: Path, key: str) -> int:
+    """One `key: N kB` line of a /proc file (0 when it has none)."""
+    for line in proc_file.read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1])
+    return 0
 
 
 def _descendants(pid: int) -> list[int]:
@@ -353,7 +368,10 @@ def measure(
 
         def log(kind: str, m: Measured) -> None:
             results[kind].append(m)
-            ctx.log(f"  {kind} {m.path}: {m.seconds:.1f}s, runs {m.runs}, peak {m.peak_rss_mib}")
+            ctx.log(
+                f"  {kind} {m.path}: {m.seconds:.1f}s, runs {m.runs}, "
+                f"peak {m.peak_rss_mib} MiB, all processes {m.peak_total_mib} MiB"
+            )
 
         if "bare" in paths:
             lake = ctx.path("bare-lake")
@@ -389,6 +407,7 @@ def rows(fleet: Fleet, results: dict[str, list[Measured]]) -> list[Row]:
                     ratio,
                     f"{m.runs} runs" if m.runs is not None else "",
                     f"peak RSS {m.peak_rss_mib:,.0f} MiB" if m.peak_rss_mib else "",
+                    f"all processes {m.peak_total_mib:,.0f} MiB (PSS)" if m.peak_total_mib else "",
                     f"{m.files_per_partition} files/partition"
                     if m.files_per_partition is not None
                     else "",

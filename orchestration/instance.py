@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -43,9 +44,33 @@ run_launcher:
 """
 
 
-def local_instance_yaml(home: Path) -> str:
-    """The dagster.yaml of a local instance in `home`."""
-    return LOCAL_INSTANCE_YAML + _event_log_yaml(home) + RUN_LAUNCHER_YAML
+#: How many of a backfill's runs the local queue starts at once; the rest wait their turn.
+BACKFILL_RUNS_YAML = """  # A backfill's runs at once: this machine's cores (Dagster's queue
+  # alone would start 10 run processes). Streams and scheduled runs are not held back.
+  tag_concurrency_limits:
+    - key: dagster/backfill
+      limit: {limit}
+"""
+
+
+def local_instance_yaml(home: Path, backfill_runs: int | None = None) -> str:
+    """The dagster.yaml of a local instance in `home`, starting at most `backfill_runs` of
+    a backfill's runs at once (default: the usable cores; more only share them, in memory
+    too: each run holds its batch of days)."""
+    limit = backfill_runs if backfill_runs is not None else usable_cores()
+    return (
+        LOCAL_INSTANCE_YAML
+        + BACKFILL_RUNS_YAML.format(limit=limit)
+        + _event_log_yaml(home)
+        + RUN_LAUNCHER_YAML
+    )
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity; a container's CPU set)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _event_log_yaml(home: Path) -> str:

@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
+
+from orchestration.instance import prepared_home, usable_cores
+
 OPEN_AND_LIST = (
     "import sys; from pathlib import Path; from orchestration.instance import local_instance;"
     "print(len(local_instance(Path(sys.argv[1])).get_runs()))"
@@ -28,3 +32,13 @@ def test_first_time_processes_started_together_share_one_new_instance(tmp_path: 
     outcomes = [(p.wait(timeout=240), *p.communicate()) for p in processes]
     for code, out, err in outcomes:
         assert (code, out.strip()) == (0, "0"), err[-2000:]
+
+
+def test_a_local_backfill_starts_as_many_runs_at_once_as_there_are_cores(tmp_path: Path) -> None:
+    """Dagster's queue alone would start ten of a UI backfill's runs at once; on a laptop
+    they would only share its cores and hold ten batches of days in memory."""
+    home = prepared_home(tmp_path / "home")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        queue = instance.get_concurrency_config().run_queue_config
+    assert queue.tag_concurrency_limits == [{"key": "dagster/backfill", "limit": usable_cores()}]
+    assert queue.max_concurrent_runs == 10, "the streams and scheduled runs keep Dagster's limit"
