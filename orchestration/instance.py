@@ -86,8 +86,9 @@ def prepared_home(home: Path | None = None) -> Path:
     """`home` (default: `$DAGSTER_HOME` or `./.dagster_home`), with a dagster.yaml in it.
 
     An existing dagster.yaml (the production one from deploy/, say) is left as it is, except
-    that one this module wrote before the event log or the run launcher was configured gets
-    the missing block added (`orchestration.event_log`, `orchestration.run_launcher`).
+    that one this module wrote before the event log, the run launcher or the backfill's runs
+    at once were configured gets the missing block added (`orchestration.event_log`,
+    `orchestration.run_launcher`, `BACKFILL_RUNS_YAML`).
     """
     home = home or dagster_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -96,17 +97,21 @@ def prepared_home(home: Path | None = None) -> Path:
         config.write_text(local_instance_yaml(home))
         return home
     text = config.read_text()
-    if text.startswith(LOCAL_INSTANCE_YAML.splitlines()[0]):
-        missing = [
-            block
-            for key, block in (
-                ("event_log_storage", _event_log_yaml(home)),
-                ("run_launcher", RUN_LAUNCHER_YAML),
-            )
-            if f"\n{key}:" not in text
-        ]
-        if missing:
-            config.write_text(text + "".join(missing))
+    if not text.startswith(LOCAL_INSTANCE_YAML.splitlines()[0]):
+        return home
+    updated = text + "".join(
+        block
+        for key, block in (
+            ("event_log_storage", _event_log_yaml(home)),
+            ("run_launcher", RUN_LAUNCHER_YAML),
+        )
+        if f"\n{key}:" not in text
+    )
+    if "tag_concurrency_limits:" not in updated and updated.startswith(LOCAL_INSTANCE_YAML):
+        backfill_runs = BACKFILL_RUNS_YAML.format(limit=usable_cores())
+        updated = LOCAL_INSTANCE_YAML + backfill_runs + updated.removeprefix(LOCAL_INSTANCE_YAML)
+    if updated != text:
+        config.write_text(updated)
     return home
 
 

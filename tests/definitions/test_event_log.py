@@ -13,7 +13,7 @@ import dagster as dg
 from dagster._core.events.log import EventLogEntry
 
 from orchestration.event_log import LocalSqliteEventLogStorage
-from orchestration.instance import LOCAL_INSTANCE_YAML, local_instance, prepared_home
+from orchestration.instance import LOCAL_INSTANCE_YAML, local_instance, prepared_home, usable_cores
 from orchestration.run_launcher import WarmRunLauncher
 
 
@@ -53,7 +53,7 @@ def test_a_watcher_sees_each_event_while_the_writer_keeps_its_file_open(tmp_path
         writer.dispose()
 
 
-def test_new_and_older_local_instances_get_this_event_log_and_the_warm_launcher(
+def test_new_and_older_local_instances_get_this_event_log_the_warm_launcher_and_queue(
     tmp_path: Path,
 ) -> None:
     with local_instance(tmp_path / "new") as instance:
@@ -67,7 +67,13 @@ def test_new_and_older_local_instances_get_this_event_log_and_the_warm_launcher(
     with dg.DagsterInstance.from_config(str(older)) as instance:
         assert isinstance(instance.event_log_storage, LocalSqliteEventLogStorage)
         assert isinstance(instance.run_launcher, WarmRunLauncher)
-        assert instance.run_coordinator.inst_data.config_dict["max_concurrent_runs"] == 3
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_concurrent_runs == 3, "the user's own setting stays"
+        assert queue.tag_concurrency_limits == [
+            {"key": "dagster/backfill", "limit": usable_cores()}
+        ]
+    prepared_home(older)  # again: nothing more is added
+    assert (older / "dagster.yaml").read_text().count("tag_concurrency_limits") == 1
 
     production = tmp_path / "production"
     production.mkdir()
