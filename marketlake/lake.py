@@ -125,22 +125,42 @@ class Lake:
             return self.replace_partition(table, frame, partitions[0], partition_by)
         predicate = " OR ".join(f"({partition_predicate(p)})" for p in partitions)
         return self._write(
-            table, frame, mode="overwrite", predicate=predicate, partition_by=list(partition_by)
+            table,
+            frame,
+            partitions=partitions,
+            mode="overwrite",
+            predicate=predicate,
+            partition_by=list(partition_by),
         )
 
     def append(self, table: str, frame: pl.DataFrame, partition_by: Sequence[str]) -> int:
         """Append `frame` to `table` in one commit (creating the table on first use)."""
         return self._write(table, frame, mode="append", partition_by=list(partition_by))
 
-    def _write(self, table: str, frame: pl.DataFrame, **options: Any) -> int:
+    def _write(
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        partitions: Sequence[PartitionValues] = (),
+        **options: Any,
+    ) -> int:
         """One commit; returns *its* version, even when other writers commit meanwhile."""
         self._ensure_parent()
-        return _outliving_table_creation(lambda: self._commit(table, frame, **options))
+        return _retrying_safe_conflicts(lambda: self._commit(table, frame, partitions, **options))
 
-    def _commit(self, table: str, frame: pl.DataFrame, **options: Any) -> int:
+    def _commit(
+        self,
+        table: str,
+        frame: pl.DataFrame,
+        partitions: Sequence[PartitionValues],
+        **options: Any,
+    ) -> int:
         """Writing through a loaded `DeltaTable` leaves it at the version this commit got
         (deltalake retries a commit that lost the race at the next free version); reading
         the table's version afterwards could report another writer's later commit.
+
+        A replacement of `partitions` refused because a concurrent commit added files is
+        safe to try again when none of those files is in `partitions` (see `_DisjointConflict`).
         """
         try:
             target = self.delta_table(table)
@@ -152,7 +172,16 @@ class Lake:
                 **options,
             )
             return self.version(table)
-        write_deltalake(target, _record_batches(frame), **options)
+        try:
+            write_deltalake(target, _record_batches(frame), **options)
+        except CommitFailedError as error:
+            if (
+                partitions
+                and _CONCURRENT_ADD in str(error)
+                and _files_of(self.delta_table(table), partitions) == _files_of(target, partitions)
+            ):
+                raise _DisjointConflict from error
+            raise
         return target.version()
 
     def _ensure_parent(self) -> None:
@@ -295,7 +324,7 @@ class Lake:
         append both land.
         """
         filters = [(column, "=", _filter_value(v)) for column, v in partition.items()]
-        return _outliving_table_creation(
+        return _retrying_safe_conflicts(
             lambda: self.delta_table(table).optimize.compact(partition_filters=filters)
         )
 
@@ -317,9 +346,9 @@ class Lake:
 WRITE_BATCH_ROWS = 1 << 19
 
 
-#: How many times a write is tried when concurrent writers keep creating its table: each
-#: losing attempt sees one more creator's commit, and a run queue holds a handful of writers.
-CREATION_RACE_ATTEMPTS: Final = 8
+#: How many times a write is tried while safe conflicts (below) keep refusing it: each losing
+#: attempt sees one more writer's commit, and a run queue holds a handful of writers.
+COMMIT_ATTEMPTS: Final = 8
 
 #: deltalake's words for a refused commit whose conflict is a concurrent change of the
 #: table's schema or protocol. Only a table's creation commits those here: writers that
@@ -331,23 +360,53 @@ _CREATION_CONFLICTS: Final = (
 )
 
 
-def _outliving_table_creation(commit: Callable[[], _T]) -> _T:
-    """`commit()`, tried again on the table as it now is while a concurrent writer's
-    creation of the table refused it; any other refusal is raised.
+#: deltalake's words for a commit refused because a concurrent one added files that its
+#: predicate may match. It decides that by pruning the files on the predicate, which gives
+#: up on an `IN` list of more than 20 values: a replacement of 21 symbols of one date is
+#: refused for any file a concurrent writer adds, whatever its partition.
+_CONCURRENT_ADD: Final = "concurrent transaction"
 
-    Retrying is safe: that conflict says nothing about the rows being replaced, each try
-    re-reads the table (so a real schema change would fail it with a schema error), and a
-    refused commit leaves the table as it was (its data files are never listed; `vacuum`
-    removes them). deltalake names the conflict only in its message, hence the text match.
+
+class _DisjointConflict(Exception):
+    """A replacement refused for a concurrent commit that left its partitions' files as
+    they were: the rows it replaces are the rows it read, so trying again is safe."""
+
+
+def _retrying_safe_conflicts(commit: Callable[[], _T]) -> _T:
+    """`commit()`, tried again on the table as it now is while it is refused for a conflict
+    that cannot change what it replaces; any other refusal is raised.
+
+    Those conflicts are a concurrent writer's creation of the table, and a concurrent commit
+    that changed none of the partitions being replaced (`_DisjointConflict`). Retrying is
+    safe: each try re-reads the table (so a real schema change would fail it with a schema
+    error), and a refused commit leaves the table as it was (its data files are never
+    listed; `vacuum` removes them). deltalake names a conflict only in its message, hence
+    the text match.
     """
-    for attempt in range(1, CREATION_RACE_ATTEMPTS + 1):
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
         try:
             return commit()
+        except _DisjointConflict as conflict:
+            if attempt == COMMIT_ATTEMPTS:
+                raise conflict.__cause__ from None  # type: ignore[misc]
         except CommitFailedError as error:
             lost_to_creation = any(words in str(error) for words in _CREATION_CONFLICTS)
-            if attempt == CREATION_RACE_ATTEMPTS or not lost_to_creation:
+            if attempt == COMMIT_ATTEMPTS or not lost_to_creation:
                 raise
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _files_of(table: DeltaTable, partitions: Sequence[PartitionValues]) -> frozenset[str]:
+    """The data files of `partitions` at the version `table` is loaded at."""
+    columns = list(partitions[0])
+    wanted = pl.DataFrame(
+        {c: [_filter_value(p[c]) for p in partitions] for c in columns},
+        schema=dict.fromkeys(columns, pl.String),
+    )
+    actions = pl.DataFrame(table.get_add_actions(flatten=True)).select(
+        "path", *(pl.col(f"partition.{c}").cast(pl.String).alias(c) for c in columns)
+    )
+    return frozenset(actions.join(wanted, on=columns, how="semi")["path"])
 
 
 def _record_batches(frame: pl.DataFrame) -> pa.RecordBatchReader:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import polars as pl
+
 from marketlake import schemas
 from marketlake.lake import Lake
 from support.frames import partition, trades
@@ -30,3 +32,23 @@ def race_first_writes(lake: Lake, table: str, commits_each: int) -> None:
 
     with ThreadPoolExecutor(len(SYMBOLS)) as pool:
         list(pool.map(replace, range(len(SYMBOLS))))  # raises the first writer's error
+
+
+def race_wide_replacements(lake: Lake, table: str, commits_each: int) -> None:
+    """Two writers replacing disjoint symbols of one date at once, 25 and 20 of them, as two
+    runs of a fleet's backfill do (its runs are a date's symbols, 30 at most)."""
+    symbols = [f"S{i:03d}USDT" for i in range(45)]
+    groups = (symbols[:25], symbols[25:])
+    keys = schemas.MARKET_PARTITION_COLUMNS
+    everything = pl.concat([trades(s, range(1)) for s in symbols])
+    lake.replace_partitions(table, everything, [partition(s) for s in symbols], keys)
+    start = threading.Barrier(len(groups))
+
+    def replace(group: list[str]) -> None:
+        start.wait()
+        for commit in range(commits_each):
+            frame = pl.concat([trades(s, range(commit + 2)) for s in group])
+            lake.replace_partitions(table, frame, [partition(s) for s in group], keys)
+
+    with ThreadPoolExecutor(len(groups)) as pool:
+        list(pool.map(replace, groups))  # raises the first writer's error

@@ -5,10 +5,10 @@ import pytest
 from deltalake import write_deltalake
 from deltalake.exceptions import CommitFailedError
 from support.frames import DAY, partition, trades
-from support.racing import SYMBOLS, race_first_writes
+from support.racing import SYMBOLS, race_first_writes, race_wide_replacements
 
 from marketlake import schemas
-from marketlake.lake import Lake, _outliving_table_creation, partition_predicate
+from marketlake.lake import Lake, _retrying_safe_conflicts, partition_predicate
 
 KEYS = schemas.MARKET_PARTITION_COLUMNS
 
@@ -176,6 +176,42 @@ def test_a_conflict_over_the_same_rows_is_still_refused(tmp_path):
         write_deltalake(stale, loser, mode="overwrite", predicate=predicate)
 
     with pytest.raises(CommitFailedError):
-        _outliving_table_creation(commit)
+        _retrying_safe_conflicts(commit)
     assert len(tries) == 1
     assert read(lake)["trade_id"].to_list() == list(range(10, 15))
+
+
+def test_wide_replacements_of_one_date_by_two_writers_all_land(tmp_path):
+    """deltalake cannot tell a replacement of more than 20 symbols of one date apart from a
+    concurrent commit of other symbols of that date, and refuses it; such a refusal, when
+    the replaced partitions' files did not change, is tried again."""
+    lake = Lake(str(tmp_path))
+    race_wide_replacements(lake, "trades_history", commits_each=5)
+    rows = lake.scan("trades_history").group_by("symbol").len().collect()
+    assert rows.height == 45
+    assert rows["len"].to_list() == [6] * 45, "every symbol holds its last replacement"
+
+
+def test_a_wide_replacement_whose_partition_changed_meanwhile_is_refused(tmp_path, monkeypatch):
+    """The retry above holds only while the replaced partitions' files are as read: a
+    writer that replaced one of them meanwhile wins, and this commit is refused."""
+    lake = Lake(str(tmp_path))
+    symbols = [f"S{i:03d}USDT" for i in range(25)]
+    partitions = [partition(s) for s in symbols]
+    lake.replace_partitions(
+        "t", pl.concat([trades(s, range(1)) for s in symbols]), partitions, KEYS
+    )
+    read_before = iter([lake.delta_table("t")])
+    lake.replace_partition("t", trades(symbols[0], range(9)), partitions[0], KEYS)
+    loaded = Lake.delta_table
+    monkeypatch.setattr(
+        Lake, "delta_table", lambda self, t: next(read_before, None) or loaded(self, t)
+    )
+
+    with pytest.raises(CommitFailedError):
+        lake.replace_partitions(
+            "t", pl.concat([trades(s, range(3)) for s in symbols]), partitions, KEYS
+        )
+    monkeypatch.undo()
+    counts = dict(lake.scan("t").group_by("symbol").len().collect().iter_rows())
+    assert counts[symbols[0]] == 9 and counts[symbols[1]] == 1
