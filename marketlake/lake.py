@@ -160,7 +160,8 @@ class Lake:
         the table's version afterwards could report another writer's later commit.
 
         A replacement of `partitions` refused because a concurrent commit added files is
-        safe to try again when none of those files is in `partitions` (see `_DisjointConflict`).
+        safe to try again when the files of `partitions` are still the ones it read
+        (`_DisjointConflict`).
         """
         try:
             target = self.delta_table(table)

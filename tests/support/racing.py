@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import polars as pl
 
@@ -12,43 +14,46 @@ from marketlake.lake import Lake
 from support.frames import partition, trades
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
+KEYS = schemas.MARKET_PARTITION_COLUMNS
 
 
 def race_first_writes(lake: Lake, table: str, commits_each: int) -> None:
     """Each of four threads replaces its own symbol's partition `commits_each` times, all
     starting at once on a missing `table`: several find no table and create it, and every
     commit begun before the last creation meets a changed schema and protocol."""
-    start = threading.Barrier(len(SYMBOLS))
 
     def replace(writer: int) -> None:
         symbol = SYMBOLS[writer]
-        start.wait()
         for commit in range(commits_each):
             ids = range(100 * commit, 100 * commit + 10 * (writer + 1))
-            frame = trades(symbol, ids)
-            lake.replace_partition(
-                table, frame, partition(symbol), schemas.MARKET_PARTITION_COLUMNS
-            )
+            lake.replace_partition(table, trades(symbol, ids), partition(symbol), KEYS)
 
-    with ThreadPoolExecutor(len(SYMBOLS)) as pool:
-        list(pool.map(replace, range(len(SYMBOLS))))  # raises the first writer's error
+    _together(replace, range(len(SYMBOLS)))
 
 
 def race_wide_replacements(lake: Lake, table: str, commits_each: int) -> None:
     """Two writers replacing disjoint symbols of one date at once, 25 and 20 of them, as two
     runs of a fleet's backfill do (its runs are a date's symbols, 30 at most)."""
     symbols = [f"S{i:03d}USDT" for i in range(45)]
-    groups = (symbols[:25], symbols[25:])
-    keys = schemas.MARKET_PARTITION_COLUMNS
     everything = pl.concat([trades(s, range(1)) for s in symbols])
-    lake.replace_partitions(table, everything, [partition(s) for s in symbols], keys)
-    start = threading.Barrier(len(groups))
+    lake.replace_partitions(table, everything, [partition(s) for s in symbols], KEYS)
 
     def replace(group: list[str]) -> None:
-        start.wait()
         for commit in range(commits_each):
             frame = pl.concat([trades(s, range(commit + 2)) for s in group])
-            lake.replace_partitions(table, frame, [partition(s) for s in group], keys)
+            lake.replace_partitions(table, frame, [partition(s) for s in group], KEYS)
 
-    with ThreadPoolExecutor(len(groups)) as pool:
-        list(pool.map(replace, groups))  # raises the first writer's error
+    _together(replace, [symbols[:25], symbols[25:]])
+
+
+def _together(write: Callable[[Any], None], writers: Sequence[Any]) -> None:
+    """`write(w)` for every writer on its own thread, all released at once; raises the
+    first writer's error."""
+    start = threading.Barrier(len(writers))
+
+    def released(writer: Any) -> None:
+        start.wait()
+        write(writer)
+
+    with ThreadPoolExecutor(len(writers)) as pool:
+        list(pool.map(released, writers))
