@@ -26,6 +26,7 @@ from typing import Any, Literal
 from deploy.loopback.graphql import Webserver
 from marketlake import schemas
 from marketlake.simulator import SimConfig, Simulator
+from orchestration.instance import usable_cores
 
 #: The day every benchmark backfills (before 2025: archive times in ms, as most history is).
 DAY = dt.date(2024, 3, 1)
@@ -202,9 +203,7 @@ def machine() -> dict[str, str]:
     """Cores, memory, CPU model, OS, Python and the versions of the libraries on the path."""
     info = {
         "cores": str(os.cpu_count()),
-        "usable cores": str(len(os.sched_getaffinity(0)))
-        if hasattr(os, "sched_getaffinity")
-        else "?",
+        "usable cores": str(usable_cores()),
         "memory": _memory(),
         "cpu": _cpu_model(),
         "os": f"{platform.system()} {platform.release()}",

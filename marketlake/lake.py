@@ -9,6 +9,7 @@ outside the partition being replaced, so one partition's write can never touch a
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,6 +25,7 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 PartitionValues = Mapping[str, str | dt.date]
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 
 
 def _sql_literal(value: str | dt.date) -> str:
@@ -146,7 +148,9 @@ class Lake:
     ) -> int:
         """One commit; returns *its* version, even when other writers commit meanwhile."""
         self._ensure_parent()
-        return _retrying_safe_conflicts(lambda: self._commit(table, frame, partitions, **options))
+        return _retrying_safe_conflicts(
+            lambda: self._commit(table, frame, partitions, **options), table
+        )
 
     def _commit(
         self,
@@ -326,7 +330,7 @@ class Lake:
         """
         filters = [(column, "=", _filter_value(v)) for column, v in partition.items()]
         return _retrying_safe_conflicts(
-            lambda: self.delta_table(table).optimize.compact(partition_filters=filters)
+            lambda: self.delta_table(table).optimize.compact(partition_filters=filters), table
         )
 
     def vacuum(self, table: str, retention_hours: int) -> list[str]:
@@ -373,16 +377,17 @@ class _DisjointConflict(Exception):
     they were: the rows it replaces are the rows it read, so trying again is safe."""
 
 
-def _retrying_safe_conflicts(commit: Callable[[], _T]) -> _T:
-    """`commit()`, tried again on the table as it now is while it is refused for a conflict
-    that cannot change what it replaces; any other refusal is raised.
+def _retrying_safe_conflicts(commit: Callable[[], _T], table: str) -> _T:
+    """`commit()` to `table`, tried again on the table as it now is while it is refused for
+    a conflict that cannot change what it replaces; any other refusal is raised.
 
     Those conflicts are a concurrent writer's creation of the table, and a concurrent commit
     that changed none of the partitions being replaced (`_DisjointConflict`). Retrying is
     safe: each try re-reads the table (so a real schema change would fail it with a schema
     error), and a refused commit leaves the table as it was (its data files are never
     listed; `vacuum` removes them). deltalake names a conflict only in its message, hence
-    the text match.
+    the text match. Each retry is logged: it re-writes the batch's files, which is the
+    cost a run's log should explain.
     """
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         try:
@@ -390,10 +395,19 @@ def _retrying_safe_conflicts(commit: Callable[[], _T]) -> _T:
         except _DisjointConflict as conflict:
             if attempt == COMMIT_ATTEMPTS:
                 raise conflict.__cause__ from None  # type: ignore[misc]
+            reason = "a concurrent commit to other partitions"
         except CommitFailedError as error:
             lost_to_creation = any(words in str(error) for words in _CREATION_CONFLICTS)
             if attempt == COMMIT_ATTEMPTS or not lost_to_creation:
                 raise
+            reason = "a concurrent creation of the table"
+        log.warning(
+            "commit to %s refused for %s; trying again (attempt %d of %d)",
+            table,
+            reason,
+            attempt + 1,
+            COMMIT_ATTEMPTS,
+        )
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 

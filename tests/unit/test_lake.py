@@ -1,8 +1,9 @@
 import datetime as dt
+import logging
 
 import polars as pl
 import pytest
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 from support.frames import DAY, partition, trades
 from support.racing import SYMBOLS, race_first_writes, race_wide_replacements
@@ -176,7 +177,7 @@ def test_a_conflict_over_the_same_rows_is_still_refused(tmp_path):
         write_deltalake(stale, loser, mode="overwrite", predicate=predicate)
 
     with pytest.raises(CommitFailedError):
-        _retrying_safe_conflicts(commit)
+        _retrying_safe_conflicts(commit, "trades_history")
     assert len(tries) == 1
     assert read(lake)["trade_id"].to_list() == list(range(10, 15))
 
@@ -192,21 +193,56 @@ def test_wide_replacements_of_one_date_by_two_writers_all_land(tmp_path):
     assert rows["len"].to_list() == [6] * 45, "every symbol holds its last replacement"
 
 
-def test_a_wide_replacement_whose_partition_changed_meanwhile_is_refused(tmp_path, monkeypatch):
-    """The retry above holds only while the replaced partitions' files are as read: a
-    writer that replaced one of them meanwhile wins, and this commit is refused."""
+def one_date_of(count: int, tmp_path) -> tuple[Lake, list[str], list]:
+    """A table `t` holding one row of each of `count` symbols of one date."""
     lake = Lake(str(tmp_path))
-    symbols = [f"S{i:03d}USDT" for i in range(25)]
+    symbols = [f"S{i:03d}USDT" for i in range(count)]
     partitions = [partition(s) for s in symbols]
     lake.replace_partitions(
         "t", pl.concat([trades(s, range(1)) for s in symbols]), partitions, KEYS
     )
-    read_before = iter([lake.delta_table("t")])
-    lake.replace_partition("t", trades(symbols[0], range(9)), partitions[0], KEYS)
+    return lake, symbols, partitions
+
+
+def next_read_is(stale: DeltaTable, monkeypatch) -> None:
+    """The lake's next table read returns `stale`: a writer that read the table before
+    another writer's commit."""
+    reads = iter([stale])
     loaded = Lake.delta_table
-    monkeypatch.setattr(
-        Lake, "delta_table", lambda self, t: next(read_before, None) or loaded(self, t)
-    )
+    monkeypatch.setattr(Lake, "delta_table", lambda self, t: next(reads, None) or loaded(self, t))
+
+
+def test_a_stale_wide_replacement_beside_a_concurrent_commit_lands_and_says_so(
+    tmp_path, monkeypatch, caplog
+):
+    """The retry, made to happen: a replacement of 25 symbols of one date read the table
+    before another writer replaced a 26th symbol of that date. It lands on its second try,
+    the other writer's rows stay, and the run's log says why its files were written twice."""
+    lake, symbols, partitions = one_date_of(26, tmp_path)
+    stale = lake.delta_table("t")
+    lake.replace_partition("t", trades(symbols[25], range(9)), partitions[25], KEYS)
+    next_read_is(stale, monkeypatch)
+
+    with caplog.at_level(logging.WARNING, logger="marketlake.lake"):
+        lake.replace_partitions(
+            "t", pl.concat([trades(s, range(3)) for s in symbols[:25]]), partitions[:25], KEYS
+        )
+    monkeypatch.undo()
+    counts = dict(lake.scan("t").group_by("symbol").len().collect().iter_rows())
+    assert counts == {**dict.fromkeys(symbols[:25], 3), symbols[25]: 9}
+    assert [r.getMessage() for r in caplog.records] == [
+        "commit to t refused for a concurrent commit to other partitions;"
+        " trying again (attempt 2 of 8)"
+    ]
+
+
+def test_a_wide_replacement_whose_partition_changed_meanwhile_is_refused(tmp_path, monkeypatch):
+    """The retry above holds only while the replaced partitions' files are as read: a
+    writer that replaced one of them meanwhile wins, and this commit is refused."""
+    lake, symbols, partitions = one_date_of(25, tmp_path)
+    stale = lake.delta_table("t")
+    lake.replace_partition("t", trades(symbols[0], range(9)), partitions[0], KEYS)
+    next_read_is(stale, monkeypatch)
 
     with pytest.raises(CommitFailedError):
         lake.replace_partitions(
