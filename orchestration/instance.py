@@ -44,6 +44,14 @@ run_launcher:
 """
 
 
+#: marketlake's warnings in each run's event log, not only in the step's stderr. The level
+#: stays the root logger's (warnings): every record captured is an event stored.
+PYTHON_LOGS_YAML = """# marketlake's warnings in each run's log (a retried commit, a rate wait).
+python_logs:
+  managed_python_loggers:
+    - marketlake
+"""
+
 #: How many of a backfill's runs the local queue starts at once; the rest wait their turn.
 BACKFILL_RUNS_YAML = """  # A backfill's runs at once: this machine's cores (Dagster's queue
   # alone would start 10 run processes). Streams and scheduled runs are not held back.
@@ -63,6 +71,7 @@ def local_instance_yaml(home: Path, backfill_runs: int | None = None) -> str:
         + BACKFILL_RUNS_YAML.format(limit=limit)
         + _event_log_yaml(home)
         + RUN_LAUNCHER_YAML
+        + PYTHON_LOGS_YAML
     )
 
 
@@ -86,9 +95,10 @@ def prepared_home(home: Path | None = None) -> Path:
     """`home` (default: `$DAGSTER_HOME` or `./.dagster_home`), with a dagster.yaml in it.
 
     An existing dagster.yaml (the production one from deploy/, say) is left as it is, except
-    that one this module wrote before the event log, the run launcher or the backfill's runs
-    at once were configured gets the missing block added (`orchestration.event_log`,
-    `orchestration.run_launcher`, `BACKFILL_RUNS_YAML`).
+    that one this module wrote before the event log, the run launcher, the backfill's runs
+    at once or the captured warnings were configured gets the missing block added
+    (`orchestration.event_log`, `orchestration.run_launcher`, `BACKFILL_RUNS_YAML`,
+    `PYTHON_LOGS_YAML`).
     """
     home = home or dagster_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -104,6 +114,7 @@ def prepared_home(home: Path | None = None) -> Path:
         for key, block in (
             ("event_log_storage", _event_log_yaml(home)),
             ("run_launcher", RUN_LAUNCHER_YAML),
+            ("python_logs", PYTHON_LOGS_YAML),
         )
         if f"\n{key}:" not in text
     )

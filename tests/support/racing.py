@@ -1,13 +1,17 @@
-"""Writers that start together on a table nobody has created yet, as a run queue's runs do."""
+"""Writers that race on one table, as a run queue's runs do: together on a table nobody has
+created yet, or one committing after another has read."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
+from deltalake import DeltaTable
 
 from marketlake import schemas
 from marketlake.lake import Lake
@@ -57,3 +61,22 @@ def _together(write: Callable[[Any], None], writers: Sequence[Any]) -> None:
 
     with ThreadPoolExecutor(len(writers)) as pool:
         list(pool.map(released, writers))
+
+
+def one_date_of(count: int, root: Path) -> tuple[Lake, list[str], list[dict[str, Any]]]:
+    """A lake at `root` whose table `t` holds one row of each of `count` symbols of one date."""
+    lake = Lake(str(root))
+    symbols = [f"S{i:03d}USDT" for i in range(count)]
+    partitions = [partition(s) for s in symbols]
+    lake.replace_partitions(
+        "t", pl.concat([trades(s, range(1)) for s in symbols]), partitions, KEYS
+    )
+    return lake, symbols, partitions
+
+
+def next_read_is(stale: DeltaTable, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lake's next table read returns `stale`: a writer that read the table before
+    another writer's commit."""
+    reads = iter([stale])
+    loaded = Lake.delta_table
+    monkeypatch.setattr(Lake, "delta_table", lambda self, t: next(reads, None) or loaded(self, t))

@@ -3,10 +3,16 @@ import logging
 
 import polars as pl
 import pytest
-from deltalake import DeltaTable, write_deltalake
+from deltalake import write_deltalake
 from deltalake.exceptions import CommitFailedError
 from support.frames import DAY, partition, trades
-from support.racing import SYMBOLS, race_first_writes, race_wide_replacements
+from support.racing import (
+    SYMBOLS,
+    next_read_is,
+    one_date_of,
+    race_first_writes,
+    race_wide_replacements,
+)
 
 from marketlake import schemas
 from marketlake.lake import Lake, _retrying_safe_conflicts, partition_predicate
@@ -191,25 +197,6 @@ def test_wide_replacements_of_one_date_by_two_writers_all_land(tmp_path):
     rows = lake.scan("trades_history").group_by("symbol").len().collect()
     assert rows.height == 45
     assert rows["len"].to_list() == [6] * 45, "every symbol holds its last replacement"
-
-
-def one_date_of(count: int, tmp_path) -> tuple[Lake, list[str], list]:
-    """A table `t` holding one row of each of `count` symbols of one date."""
-    lake = Lake(str(tmp_path))
-    symbols = [f"S{i:03d}USDT" for i in range(count)]
-    partitions = [partition(s) for s in symbols]
-    lake.replace_partitions(
-        "t", pl.concat([trades(s, range(1)) for s in symbols]), partitions, KEYS
-    )
-    return lake, symbols, partitions
-
-
-def next_read_is(stale: DeltaTable, monkeypatch) -> None:
-    """The lake's next table read returns `stale`: a writer that read the table before
-    another writer's commit."""
-    reads = iter([stale])
-    loaded = Lake.delta_table
-    monkeypatch.setattr(Lake, "delta_table", lambda self, t: next(reads, None) or loaded(self, t))
 
 
 def test_a_stale_wide_replacement_beside_a_concurrent_commit_lands_and_says_so(
