@@ -46,7 +46,7 @@ run_launcher:
 
 #: marketlake's warnings in each run's event log, not only in the step's stderr. The level
 #: stays the root logger's (warnings): every record captured is an event stored.
-PYTHON_LOGS_YAML = """# marketlake's warnings in each run's log (a retried commit, a rate wait).
+PYTHON_LOGS_YAML = """# marketlake's warnings in each run's log (a retried commit, say).
 python_logs:
   managed_python_loggers:
     - marketlake
