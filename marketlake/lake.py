@@ -100,10 +100,14 @@ class Lake:
 
         An empty frame deletes the partition's rows (the source has none for it). Rows of
         `frame` outside `partition` make the commit fail and leave the table untouched.
+        A replacement is blind: its rows come from sources, never from the rows it replaces,
+        so one that another writer's replacement of the same partition overtook is tried
+        again and lands last, as a later materialization would.
         """
         return self._write(
             table,
             frame,
+            partitions=[partition],
             mode="overwrite",
             predicate=partition_predicate(partition),
             partition_by=list(partition_by),
@@ -164,8 +168,9 @@ class Lake:
         the table's version afterwards could report another writer's later commit.
 
         A replacement of `partitions` refused because a concurrent commit added files is
-        safe to try again when the files of `partitions` are still the ones it read
-        (`_DisjointConflict`).
+        safe to try again (`_ConcurrentReplacement`), whether that commit left their files as
+        read (deltalake cannot tell a replacement of more than 20 symbols of one date from
+        other symbols' writes) or replaced them too (the later commit wins).
         """
         try:
             target = self.delta_table(table)
@@ -180,13 +185,12 @@ class Lake:
         try:
             write_deltalake(target, _record_batches(frame), **options)
         except CommitFailedError as error:
-            if (
-                partitions
-                and _CONCURRENT_ADD in str(error)
-                and _files_of(self.delta_table(table), partitions) == _files_of(target, partitions)
-            ):
-                raise _DisjointConflict from error
-            raise
+            if not partitions or _CONCURRENT_ADD not in str(error):
+                raise
+            now = self.delta_table(table)
+            raise _ConcurrentReplacement(
+                same_partitions=_files_of(now, partitions) != _files_of(target, partitions)
+            ) from error
         return target.version()
 
     def _ensure_parent(self) -> None:
@@ -372,17 +376,30 @@ _CREATION_CONFLICTS: Final = (
 _CONCURRENT_ADD: Final = "concurrent transaction"
 
 
-class _DisjointConflict(Exception):
-    """A replacement refused for a concurrent commit that left its partitions' files as
-    they were: the rows it replaces are the rows it read, so trying again is safe."""
+class _ConcurrentReplacement(Exception):
+    """A replacement refused for a concurrent commit that added files it may replace.
+
+    Trying again is safe because replacements are blind: if the other commit left these
+    partitions' files as read, the rows replaced are the rows read; if it replaced them
+    too, its rows came from the same sources and the later commit wins. Either way nothing
+    the other writer committed elsewhere is touched.
+    """
+
+    def __init__(self, same_partitions: bool) -> None:
+        super().__init__()
+        self.reason = (
+            "another writer's replacement of the same partitions (the later commit wins)"
+            if same_partitions
+            else "a concurrent commit to other partitions"
+        )
 
 
 def _retrying_safe_conflicts(commit: Callable[[], _T], table: str) -> _T:
     """`commit()` to `table`, tried again on the table as it now is while it is refused for
     a conflict that cannot change what it replaces; any other refusal is raised.
 
-    Those conflicts are a concurrent writer's creation of the table, and a concurrent commit
-    that changed none of the partitions being replaced (`_DisjointConflict`). Retrying is
+    Those conflicts are a concurrent writer's creation of the table, and a replacement
+    overtaken by a concurrent commit (`_ConcurrentReplacement`). Retrying is
     safe: each try re-reads the table (so a real schema change would fail it with a schema
     error), and a refused commit leaves the table as it was (its data files are never
     listed; `vacuum` removes them). deltalake names a conflict only in its message, hence
@@ -392,10 +409,10 @@ def _retrying_safe_conflicts(commit: Callable[[], _T], table: str) -> _T:
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         try:
             return commit()
-        except _DisjointConflict as conflict:
+        except _ConcurrentReplacement as conflict:
             if attempt == COMMIT_ATTEMPTS:
                 raise conflict.__cause__ from None  # type: ignore[misc]
-            reason = "a concurrent commit to other partitions"
+            reason = conflict.reason
         except CommitFailedError as error:
             lost_to_creation = any(words in str(error) for words in _CREATION_CONFLICTS)
             if attempt == COMMIT_ATTEMPTS or not lost_to_creation:

@@ -3,7 +3,6 @@ import logging
 
 import polars as pl
 import pytest
-from deltalake import write_deltalake
 from deltalake.exceptions import CommitFailedError
 from support.frames import DAY, partition, trades
 from support.racing import (
@@ -163,9 +162,12 @@ def test_writers_that_all_find_no_table_all_land(tmp_path):
         assert {s: (n, top) for s, n, top in per_symbol.iter_rows()} == expected
 
 
-def test_a_conflict_over_the_same_rows_is_still_refused(tmp_path):
-    """Only a concurrent creation is outlived: a commit that replaced rows another writer
-    replaced meanwhile is refused, once, and the winner's rows stay."""
+def test_a_replacement_overtaken_by_one_of_the_same_partition_lands_last(
+    tmp_path, monkeypatch, caplog
+):
+    """Two runs backfill the same instrument-day at once: the one that read the table before
+    the other's commit is tried again and lands last (the later commit wins, as a later
+    materialization would), instead of failing a partition whose rows are right."""
     lake = Lake(str(tmp_path))
     lake.replace_partition(
         "trades_history", trades("BTCUSDT", range(3)), partition("BTCUSDT"), KEYS
@@ -174,18 +176,32 @@ def test_a_conflict_over_the_same_rows_is_still_refused(tmp_path):
     lake.replace_partition(
         "trades_history", trades("BTCUSDT", range(10, 15)), partition("BTCUSDT"), KEYS
     )
+    next_read_is(stale, monkeypatch)
+
+    with caplog.at_level(logging.WARNING, logger="marketlake.lake"):
+        lake.replace_partition(
+            "trades_history", trades("BTCUSDT", range(20, 22)), partition("BTCUSDT"), KEYS
+        )
+    monkeypatch.undo()
+    assert read(lake)["trade_id"].to_list() == [20, 21]
+    assert [r.getMessage() for r in caplog.records] == [
+        "commit to trades_history refused for another writer's replacement of the same"
+        " partitions (the later commit wins); trying again (attempt 2 of 8)"
+    ]
+
+
+def test_a_refusal_other_than_a_concurrent_commit_is_raised_at_once(tmp_path):
+    """Only a table's creation and replacements overtaken by another commit are tried
+    again; a refusal the retry knows nothing of is raised on its first try."""
     tries = []
 
     def commit() -> None:
         tries.append(1)
-        loser = trades("BTCUSDT", range(20, 22)).to_arrow()
-        predicate = partition_predicate(partition("BTCUSDT"))
-        write_deltalake(stale, loser, mode="overwrite", predicate=predicate)
+        raise CommitFailedError("Commit failed: a transaction it conflicts with in some new way")
 
     with pytest.raises(CommitFailedError):
         _retrying_safe_conflicts(commit, "trades_history")
     assert len(tries) == 1
-    assert read(lake)["trade_id"].to_list() == list(range(10, 15))
 
 
 def test_wide_replacements_of_one_date_by_two_writers_all_land(tmp_path):
@@ -223,18 +239,17 @@ def test_a_stale_wide_replacement_beside_a_concurrent_commit_lands_and_says_so(
     ]
 
 
-def test_a_wide_replacement_whose_partition_changed_meanwhile_is_refused(tmp_path, monkeypatch):
-    """The retry above holds only while the replaced partitions' files are as read: a
-    writer that replaced one of them meanwhile wins, and this commit is refused."""
+def test_a_wide_replacement_whose_partition_changed_meanwhile_lands_last(tmp_path, monkeypatch):
+    """A writer replaced one of the 25 partitions meanwhile: this commit is tried again too,
+    and its rows, committed last, are the ones every partition holds."""
     lake, symbols, partitions = one_date_of(25, tmp_path)
     stale = lake.delta_table("t")
     lake.replace_partition("t", trades(symbols[0], range(9)), partitions[0], KEYS)
     next_read_is(stale, monkeypatch)
 
-    with pytest.raises(CommitFailedError):
-        lake.replace_partitions(
-            "t", pl.concat([trades(s, range(3)) for s in symbols]), partitions, KEYS
-        )
+    lake.replace_partitions(
+        "t", pl.concat([trades(s, range(3)) for s in symbols]), partitions, KEYS
+    )
     monkeypatch.undo()
     counts = dict(lake.scan("t").group_by("symbol").len().collect().iter_rows())
-    assert counts[symbols[0]] == 9 and counts[symbols[1]] == 1
+    assert counts == dict.fromkeys(symbols, 3)
