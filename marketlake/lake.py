@@ -381,7 +381,7 @@ class _ConcurrentReplacement(Exception):
 
     Trying again is safe because replacements are blind: if the other commit left these
     partitions' files as read, the rows replaced are the rows read; if it replaced them
-    too, its rows came from the same sources and the later commit wins. Either way nothing
+    too, its rows came from sources as well and the later commit wins. Either way nothing
     the other writer committed elsewhere is touched.
     """
 
@@ -396,7 +396,7 @@ class _ConcurrentReplacement(Exception):
 
 def _retrying_safe_conflicts(commit: Callable[[], _T], table: str) -> _T:
     """`commit()` to `table`, tried again on the table as it now is while it is refused for
-    a conflict that cannot change what it replaces; any other refusal is raised.
+    a conflict that trying again resolves safely; any other refusal is raised.
 
     Those conflicts are a concurrent writer's creation of the table, and a replacement
     overtaken by a concurrent commit (`_ConcurrentReplacement`). Retrying is
