@@ -152,8 +152,8 @@ def test_the_helm_values_render_the_instance_kept_beside_them():
 def test_kubernetes_keeps_the_run_queue_monitoring_and_retention_tested_on_postgres():
     """deploy/dagster.yaml is the instance tests/deploy runs on a real PostgreSQL."""
     tested = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())
-    for key in ("run_coordinator", "run_retries", "telemetry", "backfills", "sensors",
-                "python_logs"):  # fmt: skip
+    shared = ("run_coordinator", "run_retries", "telemetry", "backfills", "sensors", "python_logs")
+    for key in shared:
         assert INSTANCE[key] == tested[key], key
     for key, value in tested["run_monitoring"].items():
         assert INSTANCE["run_monitoring"][key] == value, key

@@ -190,7 +190,7 @@ def test_a_replacement_overtaken_by_one_of_the_same_partition_lands_last(
     ]
 
 
-def test_a_refusal_other_than_a_concurrent_commit_is_raised_at_once(tmp_path):
+def test_a_refusal_other_than_a_concurrent_commit_is_raised_at_once():
     """Only a table's creation and replacements overtaken by another commit are tried
     again; a refusal the retry knows nothing of is raised on its first try."""
     tries = []
